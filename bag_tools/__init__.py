@@ -1,0 +1,1 @@
+"""Rosbag demonstrations -> training datasets (installed as cosmos_ros.bag_tools; no rclpy)."""

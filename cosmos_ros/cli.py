@@ -1,0 +1,61 @@
+"""The ``cosmos-ros`` command: one sub-command per capability.
+
+Each capability owns a small ``cli`` module with a ``register(subparsers)`` function that adds
+its sub-command; heavy imports (torch, diffusers, rclpy) happen inside the handlers so that
+``cosmos-ros --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from cosmos_ros import __version__
+
+#: Modules that contribute sub-commands, in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+class CliError(Exception):
+    """A user-facing error: printed as ``cosmos-ros: error: ...`` with exit code 1, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cosmos-ros",
+        description=(
+            "Adapt the Cosmos Predict 2.5 video world model to your robot and run it beside it: "
+            "rosbags -> datasets -> LoRA/DoRA adapters -> registry -> evaluation -> ROS 2 nodes."
+        ),
+        epilog="Run 'cosmos-ros COMMAND --help' for the options of one command.",
+    )
+    parser.add_argument("--version", action="version", version=f"cosmos-ros {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"cosmos-ros: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cosmos-ros: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Video files, frame fitting and ROS Image <-> numpy conversion (no rclpy needed)."""
