@@ -47,7 +47,7 @@ def write_video(path: str | os.PathLike[str], frames: np.ndarray, fps: float, *,
     import av
 
     frames = _check_frames(frames)
-    t, h, w, _ = frames.shape
+    _, h, w, _ = frames.shape
     pad_h, pad_w = h % 2, w % 2
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
