@@ -1,0 +1,1 @@
+"""Model runtime: the frozen Cosmos Predict 2.5 base, adapters and prediction (no rclpy)."""
