@@ -1,0 +1,55 @@
+"""The `cosmos-ros` command: help for every sub-command, clean failures for bad ones."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from cosmos_ros.cli import build_parser
+
+
+def _subcommand_paths(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                paths.append((*prefix, name))
+                paths.extend(_subcommand_paths(sub, (*prefix, name)))
+    return paths
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cosmos_ros.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_top_level_help_lists_every_command() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr
+    assert "usage: cosmos-ros" in result.stdout
+    for path in _subcommand_paths(build_parser()):
+        if len(path) == 1:
+            assert path[0] in result.stdout
+
+
+@pytest.mark.parametrize("path", _subcommand_paths(build_parser()), ids=" ".join)
+def test_every_subcommand_has_help(path: tuple[str, ...]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*path, "--help"])
+    assert exit_info.value.code == 0
+
+
+def test_unknown_subcommand_exits_2_with_a_clear_message() -> None:
+    result = run_cli("frobnicate")
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+def test_no_subcommand_exits_2() -> None:
+    result = run_cli()
+    assert result.returncode == 2
+    assert "required: COMMAND" in result.stderr
