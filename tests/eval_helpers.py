@@ -1,0 +1,97 @@
+"""Synthetic scenes with known geometry for the evaluation tests.
+
+A "3D-ish" scene: textured fronto-parallel planes at different depths seen by a pinhole camera.
+For such a plane at depth Z and a camera translated by (tx, ty, tz), the image motion is exactly
+the affine map u' = s (u - c) + c - f t / (Z - tz) with s = Z / (Z - tz), so each layer is rendered
+with cv2.warpAffine and the layers are composited back to front. Different depths give parallax,
+so the views obey a proper (non-homography) epipolar geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+def texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Multi-scale blob texture (SIFT finds many stable keypoints on it), uint8 RGB."""
+    out = np.zeros((height, width, 3), np.float32)
+    for sigma, weight in ((1.5, 0.5), (4.0, 1.0), (10.0, 1.0)):
+        noise = rng.standard_normal((height, width, 3)).astype(np.float32)
+        blurred = cv2.GaussianBlur(noise, (0, 0), sigma)
+        out += weight * blurred / (blurred.std() + 1e-6)
+    out = (out - out.min()) / (out.max() - out.min())
+    return (out * 255).astype(np.uint8)
+
+
+@dataclass
+class Layer:
+    depth: float
+    image: np.ndarray  # uint8 RGB, same size as the output
+    mask: np.ndarray  # float32 0/1
+
+
+@dataclass
+class LayeredScene:
+    height: int
+    width: int
+    focal: float
+    layers: list[Layer]
+
+    def render(self, tx: float, ty: float = 0.0, tz: float = 0.0) -> np.ndarray:
+        """Image seen by a camera translated by (tx, ty, tz) from the reference position."""
+        cx, cy = (self.width - 1) / 2, (self.height - 1) / 2
+        canvas = np.zeros((self.height, self.width, 3), np.float32)
+        for layer in sorted(self.layers, key=lambda la: -la.depth):
+            s = layer.depth / (layer.depth - tz)
+            shift_x = cx - s * cx - self.focal * tx / (layer.depth - tz)
+            shift_y = cy - s * cy - self.focal * ty / (layer.depth - tz)
+            matrix = np.float32([[s, 0, shift_x], [0, s, shift_y]])
+            size = (self.width, self.height)
+            img = cv2.warpAffine(
+                layer.image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+            )
+            mask = cv2.warpAffine(layer.mask, matrix, size, flags=cv2.INTER_LINEAR)[..., None]
+            canvas = canvas * (1 - mask) + img.astype(np.float32) * mask
+        return np.clip(np.rint(canvas), 0, 255).astype(np.uint8)
+
+
+def make_scene(seed: int = 0, height: int = 160, width: int = 224) -> LayeredScene:
+    """A background plane and four textured boxes at depths 3-8."""
+    rng = np.random.default_rng(seed)
+    layers = [Layer(12.0, texture(rng, height, width), np.ones((height, width), np.float32))]
+    for depth in (3.0, 4.5, 6.0, 8.0):
+        mask = np.zeros((height, width), np.float32)
+        h, w = int(rng.integers(height // 4, height // 2)), int(rng.integers(width // 5, width // 3))
+        y, x = int(rng.integers(0, height - h)), int(rng.integers(0, width - w))
+        mask[y : y + h, x : x + w] = 1.0
+        layers.append(Layer(depth, texture(rng, height, width), mask))
+    return LayeredScene(height, width, focal=float(width), layers=layers)
+
+
+def camera_sweep(
+    scene: LayeredScene,
+    frames: int,
+    step: tuple[float, float, float] = (0.04, 0.01, 0.05),
+    offset: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> np.ndarray:
+    """A video of the camera moving by ``step`` per frame from ``offset``: uint8 [T, H, W, 3]."""
+    return np.stack(
+        [scene.render(*(o + t * s for o, s in zip(offset, step, strict=True))) for t in range(frames)]
+    )
+
+
+def random_warp(
+    image: np.ndarray, rng: np.random.Generator, amplitude: float = 6.0, smooth: float = 12.0
+) -> np.ndarray:
+    """Warp ``image`` by an independent, smooth random displacement field (breaks epipolar geometry)."""
+    h, w = image.shape[:2]
+    field = rng.standard_normal((h, w, 2)).astype(np.float32)
+    field = cv2.GaussianBlur(field, (0, 0), smooth)
+    field *= amplitude / (np.abs(field).max() + 1e-6)
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return cv2.remap(
+        image, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
