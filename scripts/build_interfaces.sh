@@ -42,6 +42,7 @@ export CMAKE_PREFIX_PATH="$venv${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 export PATH="$venv/bin:$PATH"
 export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 
+mkdir -p "$build"
 echo "cosmos_ros_interfaces: building into $venv"
 cmake -S "$src" -B "$build" -Wno-dev \
   -DCMAKE_BUILD_TYPE=Release \
