@@ -1,0 +1,100 @@
+"""Open any bag (ROS 1 .bag, ROS 2 sqlite3 or mcap, zstd-compressed too) through rosbags' AnyReader.
+
+Every failure to open or read a bag becomes a :class:`BagError` that names the bag, so one bad
+bag is reported clearly while the others still convert.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+IMAGE_TYPE = "sensor_msgs/msg/Image"
+COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
+IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+TIME_SOURCES: tuple[str, ...] = ("header", "receive")
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be opened or read (the message names the bag)."""
+
+
+def bag_format(path: Path) -> str:
+    """'ros1', 'mcap', 'sqlite3' or 'unknown', from the files on disk."""
+    if path.is_file():
+        return "ros1" if path.suffix == ".bag" else ("mcap" if path.suffix == ".mcap" else "unknown")
+    if any(path.glob("*.mcap*")):
+        return "mcap"
+    if any(path.glob("*.db3*")):
+        return "sqlite3"
+    return "unknown"
+
+
+@contextlib.contextmanager
+def open_bag(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """An open ``AnyReader`` for one bag; errors name the bag."""
+    from rosbags.highlevel import AnyReader
+    from rosbags.typesys import Stores, get_typestore
+
+    path = Path(path)
+    if not path.exists():
+        raise BagError(f"bag not found: {path}")
+    try:
+        reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
+        reader.open()
+    except Exception as exc:  # rosbags raises several unrelated types for damaged bags
+        raise BagError(f"cannot open bag {path}: {exc}") from exc
+    try:
+        yield reader
+    finally:
+        with contextlib.suppress(Exception):
+            reader.close()
+
+
+def bag_files(path: Path) -> list[Path]:
+    """The files that make up a bag (the file itself, or a ROS 2 folder's files), sorted."""
+    if path.is_file():
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file())
+
+
+def bag_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 of a bag: of the file, or over (relative name, bytes) of a ROS 2 folder's files."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in bag_files(path):
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as fh:
+            while block := fh.read(chunk):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def slug(text: str) -> str:
+    """A file-name-safe slug: '/cam/image_raw' -> 'cam_image_raw'."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
+
+
+def header_stamp_ns(msg: Any) -> int:
+    stamp = msg.header.stamp
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def topic_table(reader: Any) -> dict[str, tuple[str, int]]:
+    """topic -> (message type, message count) over all connections of an open reader."""
+    out: dict[str, tuple[str, int]] = {}
+    for conn in reader.connections:
+        msgtype, count = out.get(conn.topic, (conn.msgtype, 0))
+        out[conn.topic] = (msgtype, count + (conn.msgcount or 0))
+    return out
+
+
+def describe_topics(reader: Any) -> str:
+    """'/a (sensor_msgs/msg/Image), /b (...)' for error messages."""
+    return ", ".join(f"{t} ({m})" for t, (m, _) in sorted(topic_table(reader).items())) or "(none)"
