@@ -1,0 +1,150 @@
+"""Export bundles: one adapter version (record + artifact) in a tar archive, to move between sites.
+
+Layout (plain tar, optionally gzip-compressed by whoever ships it)::
+
+    bundle.json                      {"schema", "exported_at", "artifact", "record": {...}}
+    artifact/<sha256>.safetensors    the weights
+
+Import never extracts: members are read as streams, and the archive is refused outright if it
+holds anything else, links, absolute paths or ``..`` components, so a crafted bundle cannot
+write outside the registry. The artifact is hash-checked and its safetensors header parsed
+before it enters the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO
+
+from cosmos_ros.atomic import atomic_path
+from cosmos_ros.registry.artifacts import SHA256_RE
+from cosmos_ros.registry.names import InvalidNameError, validate_name
+from cosmos_ros.registry.records import AdapterRecord, BundleError, utc_now
+
+BUNDLE_SCHEMA = "cosmos_ros.registry-bundle/1"
+MANIFEST_NAME = "bundle.json"
+MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+_ARTIFACT_RE = re.compile(r"^artifact/[0-9a-f]{64}\.safetensors\Z")
+
+
+def artifact_member(sha256: str) -> str:
+    return f"artifact/{sha256}.safetensors"
+
+
+def write_bundle(path: str | os.PathLike[str], record: AdapterRecord, blob: Path) -> Path:
+    """Write the bundle atomically; member metadata is fixed so equal inputs give equal archives."""
+    manifest = {
+        "schema": BUNDLE_SCHEMA,
+        "exported_at": utc_now(),
+        "artifact": artifact_member(record.artifact_sha256),
+        "record": record.to_dict(),
+    }
+    payload = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        tar.addfile(_member(MANIFEST_NAME, len(payload)), io.BytesIO(payload))
+        with open(blob, "rb") as fh:
+            tar.addfile(_member(artifact_member(record.artifact_sha256), blob.stat().st_size), fh)
+    return Path(path)
+
+
+def _member(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mode = 0o444
+    info.mtime = 0
+    return info
+
+
+def check_member_name(name: str, bundle: str) -> None:
+    """Refuse absolute paths, ``..``, backslashes and control characters in member names."""
+    shown = ascii(name)
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        raise BundleError(f"{bundle}: member {shown} has an absolute path; refused")
+    if "\\" in name or any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        raise BundleError(f"{bundle}: member {shown} has a backslash or control character; refused")
+    if ".." in PurePosixPath(name).parts:
+        raise BundleError(f"{bundle}: member {shown} contains '..' (path traversal); refused")
+
+
+@contextlib.contextmanager
+def open_bundle(path: str | os.PathLike[str]) -> Iterator[tuple[AdapterRecord, IO[bytes]]]:
+    """Check a bundle and yield its record and a stream of its artifact."""
+    label = str(path)
+    try:
+        tar = tarfile.open(path, "r:*")
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{label} is not a readable bundle archive ({exc})") from exc
+    with tar:
+        members = tar.getmembers()
+        by_name: dict[str, tarfile.TarInfo] = {}
+        for member in members:
+            check_member_name(member.name, label)
+            if not member.isreg():
+                kind = "link" if (member.issym() or member.islnk()) else "non-file entry"
+                raise BundleError(
+                    f"{label}: member {member.name!r} is a {kind}; bundles hold regular files only"
+                )
+            if member.name in by_name:
+                raise BundleError(f"{label}: member {member.name!r} appears twice; refused")
+            by_name[member.name] = member
+        if MANIFEST_NAME not in by_name:
+            raise BundleError(f"{label}: no {MANIFEST_NAME}; not a cosmos_ros adapter bundle")
+        extra = sorted(name for name in by_name if name != MANIFEST_NAME and not _ARTIFACT_RE.match(name))
+        if extra:
+            raise BundleError(
+                f"{label}: unexpected member(s) {extra}; a bundle holds {MANIFEST_NAME} and one "
+                "artifact/<sha256>.safetensors (only safetensors artifacts are accepted)"
+            )
+        manifest_member = by_name[MANIFEST_NAME]
+        if manifest_member.size > MAX_MANIFEST_BYTES:
+            raise BundleError(
+                f"{label}: {MANIFEST_NAME} is {manifest_member.size} bytes, larger than any real one"
+            )
+        record = _read_manifest(tar, manifest_member, label)
+        expected = artifact_member(record.artifact_sha256)
+        artifacts = [name for name in by_name if name != MANIFEST_NAME]
+        if artifacts != [expected]:
+            raise BundleError(
+                f"{label}: expected exactly the artifact member {expected!r}, found {artifacts}"
+            )
+        if by_name[expected].size != record.artifact_size:
+            raise BundleError(
+                f"{label}: artifact has {by_name[expected].size} bytes, "
+                f"the record says {record.artifact_size}"
+            )
+        stream = tar.extractfile(by_name[expected])
+        if stream is None:
+            raise BundleError(f"{label}: cannot read {expected}")
+        yield record, stream
+
+
+def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) -> AdapterRecord:
+    stream = tar.extractfile(member)
+    if stream is None:
+        raise BundleError(f"{label}: cannot read {MANIFEST_NAME}")
+    try:
+        manifest = json.loads(stream.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BundleError(f"{label}: {MANIFEST_NAME} is not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("schema") != BUNDLE_SCHEMA:
+        found = manifest.get("schema") if isinstance(manifest, dict) else None
+        raise BundleError(f"{label}: bundle schema {found!r} is not {BUNDLE_SCHEMA!r}")
+    try:
+        record = AdapterRecord.from_dict(manifest.get("record") or {}, source=f"{label}:{MANIFEST_NAME}")
+        validate_name(record.name)
+    except (ValueError, InvalidNameError) as exc:
+        raise BundleError(str(exc)) from exc
+    if not isinstance(record.version, int) or record.version < 1:
+        raise BundleError(f"{label}: record version {record.version!r} is not a positive integer")
+    if not SHA256_RE.match(str(record.artifact_sha256)):
+        raise BundleError(
+            f"{label}: record artifact_sha256 {record.artifact_sha256!r} is not a sha256 hex digest"
+        )
+    return record

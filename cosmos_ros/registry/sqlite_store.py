@@ -1,0 +1,770 @@
+"""The embedded registry: SQLite (WAL) for records, a content-addressed blob store beside it.
+
+Layout of a registry directory::
+
+    registry.sqlite3          records, status changes, evaluations, append-only audit log
+    blobs/sha256/<hex>        artifacts (safetensors), read-only, named by their sha256
+
+Crash safety: the artifact is copied in first (atomically, under a temporary name), and the
+record is inserted afterwards in one ``BEGIN IMMEDIATE`` transaction that also takes the next
+version number. A process killed in between leaves at most an unreferenced blob or a temporary
+file, both of which ``verify`` reports and ``gc`` removes; never a record without its artifact.
+Concurrent writers serialise on SQLite's write lock (``busy_timeout``), so two registrations of
+the same name get distinct versions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cosmos_ros.model.adapter_folder import read_adapter_metadata, weights_path
+from cosmos_ros.progress import ProgressCallback, Stopwatch
+from cosmos_ros.registry import bundle as bundle_io
+from cosmos_ros.registry.artifacts import ArtifactStore, fault_point, inspect_safetensors, sha256_file
+from cosmos_ros.registry.names import InvalidNameError, adapter_id, parse_ref, validate_name, validate_tag
+from cosmos_ros.registry.records import (
+    STATUSES,
+    AdapterNotFoundError,
+    AdapterRecord,
+    ArtifactError,
+    AuditEntry,
+    BundleError,
+    CatalogEntry,
+    EvaluationEntry,
+    Problem,
+    RegistryError,
+    StatusChange,
+    StatusTransitionError,
+    check_transition,
+    utc_now,
+)
+from cosmos_ros.registry.store import Registry, default_actor
+
+LOG = logging.getLogger(__name__)
+DB_NAME = "registry.sqlite3"
+SCHEMA_VERSION = "1"
+BUSY_TIMEOUT_MS = 60_000
+#: Fields of adapter_metadata.json (and CLI overrides) that a record takes over.
+METADATA_FIELDS: tuple[str, ...] = (
+    "adapter_type",
+    "rank",
+    "alpha",
+    "target_modules",
+    "base_fingerprint",
+    "dataset_manifest_sha256",
+    "dataset_path",
+    "training_config",
+    "code_version",
+    "metrics",
+)
+_IMMUTABLE_COLUMNS = (
+    "name, version, artifact_sha256, artifact_size, adapter_type, rank, alpha, target_modules, "
+    "base_fingerprint, dataset_manifest_sha256, dataset_path, training_config, code_version, metrics, "
+    "parent, created_by, created_at, note, tensor_count"
+)
+_STATUS_CHECK = ", ".join(f"'{s}'" for s in STATUSES)
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS adapters (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL CHECK (version >= 1),
+    artifact_sha256 TEXT NOT NULL CHECK (length(artifact_sha256) = 64),
+    artifact_size INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ({_STATUS_CHECK})),
+    adapter_type TEXT,
+    rank INTEGER,
+    alpha REAL,
+    target_modules TEXT NOT NULL DEFAULT '[]',
+    base_fingerprint TEXT,
+    dataset_manifest_sha256 TEXT,
+    dataset_path TEXT,
+    training_config TEXT NOT NULL DEFAULT '{{}}',
+    code_version TEXT,
+    metrics TEXT NOT NULL DEFAULT '{{}}',
+    parent TEXT,
+    tags TEXT NOT NULL DEFAULT '[]',
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    note TEXT,
+    tensor_count INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (name, version)
+);
+CREATE INDEX IF NOT EXISTS adapters_by_artifact ON adapters (artifact_sha256);
+CREATE TABLE IF NOT EXISTS status_changes (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    from_status TEXT,
+    to_status TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    note TEXT,
+    force_reason TEXT,
+    FOREIGN KEY (name, version) REFERENCES adapters (name, version)
+);
+CREATE TABLE IF NOT EXISTS evaluations (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    results TEXT NOT NULL,
+    by TEXT NOT NULL,
+    at TEXT NOT NULL,
+    FOREIGN KEY (name, version) REFERENCES adapters (name, version)
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    adapter_id TEXT,
+    details TEXT NOT NULL DEFAULT '{{}}'
+);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS status_changes_no_update BEFORE UPDATE ON status_changes
+BEGIN SELECT RAISE(ABORT, 'status_changes is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS status_changes_no_delete BEFORE DELETE ON status_changes
+BEGIN SELECT RAISE(ABORT, 'status_changes is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS evaluations_no_update BEFORE UPDATE ON evaluations
+BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS evaluations_no_delete BEFORE DELETE ON evaluations
+BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS adapters_immutable BEFORE UPDATE OF {_IMMUTABLE_COLUMNS} ON adapters
+BEGIN SELECT RAISE(ABORT, 'registered adapters are immutable (only status changes)'); END;
+CREATE TRIGGER IF NOT EXISTS adapters_no_delete BEFORE DELETE ON adapters
+BEGIN SELECT RAISE(ABORT, 'registered adapters are never deleted (revoke them)'); END;
+"""
+
+
+class SqliteRegistry(Registry):
+    """The default, embedded backend (one directory; safe for several processes on one host)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+        self.location = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise RegistryError(f"registry location {self.root} exists and is not a directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.artifacts = ArtifactStore(self.root)
+        self.db_path = self.root / DB_NAME
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        with self._write() as conn:
+            for statement in _SCHEMA.split(";\n"):
+                if statement.strip():
+                    conn.execute(statement)
+            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+            elif row["value"] != SCHEMA_VERSION:
+                raise RegistryError(
+                    f"{self.db_path}: registry schema {row['value']} is not {SCHEMA_VERSION}, "
+                    "which this version reads"
+                )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    # ---- transactions ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction holding SQLite's write lock from the start (no upgrade deadlocks)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A read transaction: one consistent snapshot across several queries."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                yield self._conn
+            finally:
+                self._conn.execute("COMMIT")
+
+    @staticmethod
+    def _audit(conn: sqlite3.Connection, actor: str, action: str, target: str | None, **details: Any) -> None:
+        conn.execute(
+            "INSERT INTO audit_log (at, actor, action, adapter_id, details) VALUES (?, ?, ?, ?, ?)",
+            (utc_now(), actor, action, target, json.dumps(details, sort_keys=True, default=str)),
+        )
+
+    # ---- register -------------------------------------------------------------------------------
+    def register(
+        self,
+        folder: str | os.PathLike[str],
+        name: str,
+        *,
+        created_by: str | None = None,
+        parent: str | None = None,
+        tags: Iterable[str] = (),
+        status: str = "draft",
+        note: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> AdapterRecord:
+        validate_name(name)
+        tag_list = sorted({validate_tag(tag) for tag in tags})
+        actor = _actor(created_by)
+        if status not in ("draft", "candidate"):
+            raise StatusTransitionError(
+                f"a new version starts as draft or candidate, not {status!r}; approve it afterwards"
+            )
+        source = weights_path(folder)
+        fields = self._registration_fields(Path(folder), source, overrides or {})
+        info = inspect_safetensors(source)
+        for key, inferred in (
+            ("adapter_type", info.inferred_type),
+            ("rank", info.inferred_rank),
+            ("target_modules", info.inferred_targets),
+        ):
+            if fields.get(key) in (None, []) and inferred:
+                fields[key] = inferred
+        digest, size = sha256_file(source)
+        parent_id = self._canonical_parent(parent, fields.pop("metadata_parent", None))
+
+        for _attempt in range(3):
+            with open(source, "rb") as fh:
+                blob = self.artifacts.put(fh, digest, str(source))
+            fault_point("after_blob")
+            with self._write() as conn:
+                if not blob.is_file():  # a concurrent gc removed it between copy and commit: copy again
+                    continue
+                version = conn.execute(
+                    "SELECT COALESCE(MAX(version), 0) + 1 FROM adapters WHERE name = ?", (name,)
+                ).fetchone()[0]
+                duplicates = [
+                    adapter_id(row["name"], row["version"])
+                    for row in conn.execute(
+                        "SELECT name, version FROM adapters WHERE artifact_sha256 = ?", (digest,)
+                    )
+                ]
+                now = utc_now()
+                record = AdapterRecord(
+                    name=name,
+                    version=version,
+                    artifact_sha256=digest,
+                    artifact_size=size,
+                    status=status,
+                    adapter_type=fields.get("adapter_type"),
+                    rank=_opt_int(fields.get("rank")),
+                    alpha=_opt_float(fields.get("alpha")),
+                    target_modules=list(fields.get("target_modules") or []),
+                    base_fingerprint=fields.get("base_fingerprint"),
+                    dataset_manifest_sha256=fields.get("dataset_manifest_sha256"),
+                    dataset_path=_opt_str(fields.get("dataset_path")),
+                    training_config=dict(fields.get("training_config") or {}),
+                    code_version=fields.get("code_version"),
+                    metrics=dict(fields.get("metrics") or {}),
+                    parent=parent_id,
+                    tags=tag_list,
+                    created_by=actor,
+                    created_at=now,
+                    note=note,
+                    tensor_count=info.tensor_count,
+                    history=[StatusChange(None, status, actor, now, note)],
+                )
+                self._insert_record(conn, record)
+                self._audit(
+                    conn,
+                    actor,
+                    "register",
+                    adapter_id(name, version),
+                    artifact_sha256=digest,
+                    source=str(source),
+                    status=status,
+                    parent=parent_id,
+                )
+                fault_point("in_transaction")
+            if duplicates:
+                LOG.warning("%s has the same weights as %s", adapter_id(name, version), ", ".join(duplicates))
+            return self.get(adapter_id(name, version))
+        raise RegistryError(f"could not register {source}: its artifact kept disappearing (concurrent gc?)")
+
+    def _registration_fields(self, folder: Path, source: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(overrides) - set(METADATA_FIELDS))
+        if unknown:
+            raise RegistryError(
+                f"unknown registration field(s) {unknown}; known: {', '.join(METADATA_FIELDS)}"
+            )
+        fields: dict[str, Any] = {}
+        meta_folder = folder if folder.is_dir() else None
+        meta = read_adapter_metadata(meta_folder) if meta_folder is not None else None
+        if meta is not None:
+            data = meta.to_dict()
+            fields = {key: data.get(key) for key in METADATA_FIELDS}
+            fields["metadata_parent"] = data.get("parent")
+        fields.update({key: value for key, value in overrides.items() if value is not None})
+        if fields.get("adapter_type") not in (None, "lora", "dora"):
+            raise RegistryError(
+                f"adapter_type {fields['adapter_type']!r} is not supported; accepted: lora, dora"
+            )
+        for key in ("training_config", "metrics"):
+            if not isinstance(fields.get(key) or {}, dict):
+                raise RegistryError(f"{key} must be a mapping, got {type(fields[key]).__name__}")
+        return fields
+
+    def _canonical_parent(self, explicit: str | None, from_metadata: str | None) -> str | None:
+        if explicit:
+            return self.get(explicit).adapter_id
+        if from_metadata:
+            try:
+                return self.get(from_metadata).adapter_id
+            except (RegistryError, InvalidNameError):
+                LOG.warning(
+                    "metadata parent %r is not a registered adapter; lineage not recorded", from_metadata
+                )
+        return None
+
+    # ---- reads ----------------------------------------------------------------------------------
+    def get(self, ref: str) -> AdapterRecord:
+        parsed = parse_ref(ref)
+        with self._read() as conn:
+            row = self._select_ref(conn, parsed.name, parsed.version, parsed.selector)
+            if row is None:
+                raise AdapterNotFoundError(self._not_found_message(conn, ref, parsed.name))
+            return self._load_records(conn, [row])[0]
+
+    @staticmethod
+    def _select_ref(conn: sqlite3.Connection, name: str, version: int | None, selector: str | None) -> Any:
+        base = "SELECT * FROM adapters WHERE name = ?"
+        if version is not None:
+            return conn.execute(base + " AND version = ?", (name, version)).fetchone()
+        if selector == "latest":
+            return conn.execute(base + " ORDER BY version DESC LIMIT 1", (name,)).fetchone()
+        if selector is not None:
+            return conn.execute(
+                base + " AND status = ? ORDER BY version DESC LIMIT 1", (name, selector)
+            ).fetchone()
+        row = conn.execute(
+            base + " AND status = 'approved' ORDER BY version DESC LIMIT 1", (name,)
+        ).fetchone()
+        if row is None:
+            row = conn.execute(
+                base + " AND status != 'revoked' ORDER BY version DESC LIMIT 1", (name,)
+            ).fetchone()
+        return row
+
+    @staticmethod
+    def _not_found_message(conn: sqlite3.Connection, ref: str, name: str) -> str:
+        rows = conn.execute(
+            "SELECT version, status FROM adapters WHERE name = ? ORDER BY version", (name,)
+        ).fetchall()
+        if rows:
+            known = ", ".join(f"{name}@{row['version']} ({row['status']})" for row in rows)
+            return f"no adapter matches {ref!r}; registered versions: {known}"
+        names = [row[0] for row in conn.execute("SELECT DISTINCT name FROM adapters ORDER BY name LIMIT 20")]
+        return f"no adapter named {name!r}; registered names: {', '.join(names) or '(none)'}"
+
+    def list(
+        self, name: str | None = None, status: str | None = None, base: str | None = None
+    ) -> list[AdapterRecord]:
+        query, params = "SELECT * FROM adapters WHERE 1 = 1", []
+        if name is not None:
+            query += " AND name = ?"
+            params.append(validate_name(name))
+        if status is not None:
+            if status not in STATUSES:
+                raise RegistryError(f"unknown status {status!r}; statuses: {', '.join(STATUSES)}")
+            query += " AND status = ?"
+            params.append(status)
+        if base is not None:
+            query += " AND base_fingerprint = ?"
+            params.append(base)
+        with self._read() as conn:
+            rows = conn.execute(query + " ORDER BY name, version", params).fetchall()
+            return self._load_records(conn, rows)
+
+    def catalog(self, name: str | None = None) -> list[CatalogEntry]:
+        query = "SELECT name, version, status, base_fingerprint, artifact_sha256, created_at FROM adapters"
+        params: tuple[str, ...] = ()
+        if name is not None:
+            query += " WHERE name = ?"
+            params = (validate_name(name),)
+        with self._lock:
+            rows = self._conn.execute(query + " ORDER BY name, version", params).fetchall()
+        return [CatalogEntry(**dict(row)) for row in rows]
+
+    @staticmethod
+    def _load_records(conn: sqlite3.Connection, rows: list[Any]) -> list[AdapterRecord]:
+        if not rows:
+            return []
+        keys = {(row["name"], row["version"]) for row in rows}
+        history: dict[tuple[str, int], list[StatusChange]] = {key: [] for key in keys}
+        evaluations: dict[tuple[str, int], list[EvaluationEntry]] = {key: [] for key in keys}
+        names = sorted({name for name, _ in keys})
+        marks = ", ".join("?" for _ in names)
+        for row in conn.execute(f"SELECT * FROM status_changes WHERE name IN ({marks}) ORDER BY seq", names):
+            key = (row["name"], row["version"])
+            if key in history:
+                history[key].append(
+                    StatusChange(
+                        row["from_status"],
+                        row["to_status"],
+                        row["by"],
+                        row["at"],
+                        row["note"],
+                        row["force_reason"],
+                    )
+                )
+        for row in conn.execute(f"SELECT * FROM evaluations WHERE name IN ({marks}) ORDER BY seq", names):
+            key = (row["name"], row["version"])
+            if key in evaluations:
+                evaluations[key].append(EvaluationEntry(json.loads(row["results"]), row["by"], row["at"]))
+        return [
+            AdapterRecord(
+                name=row["name"],
+                version=row["version"],
+                artifact_sha256=row["artifact_sha256"],
+                artifact_size=row["artifact_size"],
+                status=row["status"],
+                adapter_type=row["adapter_type"],
+                rank=row["rank"],
+                alpha=row["alpha"],
+                target_modules=json.loads(row["target_modules"]),
+                base_fingerprint=row["base_fingerprint"],
+                dataset_manifest_sha256=row["dataset_manifest_sha256"],
+                dataset_path=row["dataset_path"],
+                training_config=json.loads(row["training_config"]),
+                code_version=row["code_version"],
+                metrics=json.loads(row["metrics"]),
+                parent=row["parent"],
+                tags=json.loads(row["tags"]),
+                created_by=row["created_by"],
+                created_at=row["created_at"],
+                note=row["note"],
+                tensor_count=row["tensor_count"],
+                history=history[(row["name"], row["version"])],
+                evaluations=evaluations[(row["name"], row["version"])],
+            )
+            for row in rows
+        ]
+
+    def artifact_path(self, record: AdapterRecord) -> Path:
+        return self.artifacts.path_for(record.artifact_sha256)
+
+    # ---- governance -----------------------------------------------------------------------------
+    def set_status(
+        self, ref: str, status: str, *, by: str | None = None, note: str, force_reason: str | None = None
+    ) -> AdapterRecord:
+        if not note or not note.strip():
+            raise StatusTransitionError(f"{ref}: a note is required for every status change (say why)")
+        if force_reason is not None and not force_reason.strip():
+            raise StatusTransitionError(f"{ref}: an empty force reason is not a reason")
+        actor = _actor(by)
+        parsed = parse_ref(ref)
+        with self._write() as conn:
+            row = self._select_ref(conn, parsed.name, parsed.version, parsed.selector)
+            if row is None:
+                raise AdapterNotFoundError(self._not_found_message(conn, ref, parsed.name))
+            target = adapter_id(row["name"], row["version"])
+            check_transition(row["status"], status, target)
+            forced = False
+            if status == "approved":
+                if row["base_fingerprint"] is None:
+                    raise StatusTransitionError(
+                        f"{target} records no base-model fingerprint, so nodes could not check it; "
+                        "register it again with --base-fingerprint"
+                    )
+                forced = self._check_evaluation_gate(conn, row, target, force_reason)
+            now = utc_now()
+            conn.execute(
+                "UPDATE adapters SET status = ? WHERE name = ? AND version = ?",
+                (status, row["name"], row["version"]),
+            )
+            conn.execute(
+                "INSERT INTO status_changes (name, version, from_status, to_status, by, at, note,"
+                " force_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (row["name"], row["version"], row["status"], status, actor, now, note, force_reason),
+            )
+            self._audit(
+                conn,
+                actor,
+                f"status:{status}",
+                target,
+                from_status=row["status"],
+                to_status=status,
+                note=note,
+                force_reason=force_reason,
+                forced=forced,
+            )
+        return self.get(target)
+
+    @staticmethod
+    def _check_evaluation_gate(
+        conn: sqlite3.Connection, row: Any, target: str, force_reason: str | None
+    ) -> bool:
+        """Approval needs evaluation results that did not fail; returns True where forced past the gate."""
+        latest = conn.execute(
+            "SELECT results FROM evaluations WHERE name = ? AND version = ? ORDER BY seq DESC LIMIT 1",
+            (row["name"], row["version"]),
+        ).fetchone()
+        if latest is None:
+            problem = f"{target} has no evaluation results"
+        elif json.loads(latest["results"]).get("passed") is False:
+            problem = f"{target}'s latest evaluation did not pass"
+        else:
+            return False
+        if force_reason is None:
+            raise StatusTransitionError(
+                f"{problem}; attach them first ('cosmos-ros adapters attach-eval') or force with a reason"
+            )
+        LOG.warning("%s; approved anyway: %s", problem, force_reason)
+        return True
+
+    def attach_evaluation(self, ref: str, results: dict[str, Any], *, by: str | None = None) -> AdapterRecord:
+        if not isinstance(results, dict) or not results:
+            raise RegistryError(f"{ref}: evaluation results must be a non-empty mapping")
+        try:
+            encoded = json.dumps(results, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise RegistryError(f"{ref}: evaluation results are not plain JSON ({exc})") from exc
+        actor = _actor(by)
+        parsed = parse_ref(ref)
+        with self._write() as conn:
+            row = self._select_ref(conn, parsed.name, parsed.version, parsed.selector)
+            if row is None:
+                raise AdapterNotFoundError(self._not_found_message(conn, ref, parsed.name))
+            target = adapter_id(row["name"], row["version"])
+            if row["status"] == "revoked":
+                raise StatusTransitionError(f"{target} is revoked; evaluations are no longer attached")
+            conn.execute(
+                "INSERT INTO evaluations (name, version, results, by, at) VALUES (?, ?, ?, ?, ?)",
+                (row["name"], row["version"], encoded, actor, utc_now()),
+            )
+            self._audit(conn, actor, "evaluation", target, keys=sorted(results), passed=results.get("passed"))
+        return self.get(target)
+
+    def audit_log(self, adapter: str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        query, params = "SELECT * FROM audit_log", []
+        if adapter is not None:
+            parsed = parse_ref(adapter)
+            if parsed.version is not None:
+                query += " WHERE adapter_id = ?"
+                params.append(str(parsed))
+            else:
+                query += " WHERE adapter_id LIKE ? ESCAPE '\\'"
+                params.append(parsed.name.replace("_", "\\_") + "@%")
+        query += " ORDER BY seq"
+        with self._lock:
+            rows = self._conn.execute(query, params).fetchall()
+        entries = [
+            AuditEntry(
+                row["seq"],
+                row["at"],
+                row["actor"],
+                row["action"],
+                row["adapter_id"],
+                json.loads(row["details"]),
+            )
+            for row in rows
+        ]
+        return entries[-limit:] if limit else entries
+
+    # ---- integrity ------------------------------------------------------------------------------
+    def verify(self, progress: ProgressCallback | None = None) -> list[Problem]:
+        problems: list[Problem] = []
+        with self._lock:
+            check = self._conn.execute("PRAGMA integrity_check").fetchall()
+            rows = self._conn.execute(
+                "SELECT artifact_sha256, artifact_size, group_concat(name || '@' || version, ', ') AS ids"
+                " FROM adapters GROUP BY artifact_sha256, artifact_size ORDER BY artifact_sha256"
+            ).fetchall()
+        if [tuple(r) for r in check] != [("ok",)]:
+            problems.append(Problem("database", str(self.db_path), "; ".join(str(r[0]) for r in check)))
+        watch = Stopwatch(progress, "verify", len(rows))
+        referenced: set[str] = set()
+        for index, row in enumerate(rows):
+            sha, ids = row["artifact_sha256"], row["ids"]
+            referenced.add(sha)
+            path = self.artifacts.path_for(sha)
+            if not path.is_file():
+                problems.append(Problem("missing_artifact", ids, f"{path} is missing (needed by {ids})"))
+            else:
+                digest, size = sha256_file(path)
+                if digest != sha:
+                    problems.append(
+                        Problem(
+                            "hash_mismatch",
+                            ids,
+                            f"{path} hashes to {digest} (tampered or damaged; used by {ids})",
+                        )
+                    )
+                elif size != row["artifact_size"]:
+                    problems.append(
+                        Problem(
+                            "size_mismatch", ids, f"{path} has {size} bytes, {row['artifact_size']} recorded"
+                        )
+                    )
+            watch.report(index + 1, ids)
+        for blob in self.artifacts.iter_blobs():
+            if blob.name not in referenced:
+                problems.append(
+                    Problem("orphan_blob", str(blob), f"{blob} belongs to no record ('gc' removes it)")
+                )
+        for temp in self.artifacts.iter_temp_files():
+            problems.append(Problem("temp_file", str(temp), f"{temp} is left over from an interrupted write"))
+        for stray in self.artifacts.iter_strays():
+            problems.append(Problem("stray_file", str(stray), f"{stray} does not belong in the blob store"))
+        return problems
+
+    def gc(self, *, min_age_s: float = 3600.0) -> list[Path]:
+        removed: list[Path] = []
+        cutoff = time.time() - min_age_s
+        # Holding the write lock keeps registrations from committing a reference mid-sweep; the age
+        # limit protects blobs that a registration copied in but has not committed yet.
+        with self._write() as conn:
+            referenced = {row[0] for row in conn.execute("SELECT DISTINCT artifact_sha256 FROM adapters")}
+            candidates = [b for b in self.artifacts.iter_blobs() if b.name not in referenced]
+            candidates += self.artifacts.iter_temp_files()
+            for path in candidates:
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime <= cutoff:
+                        self.artifacts.remove(path)
+                        removed.append(path)
+            if removed:
+                self._audit(conn, default_actor(), "gc", None, removed=[p.name for p in removed])
+        return removed
+
+    # ---- bundles --------------------------------------------------------------------------------
+    def export_bundle(self, ref: str, path: str | os.PathLike[str]) -> Path:
+        record = self.get(ref)
+        blob = self.artifact_path(record)
+        if not blob.is_file() or sha256_file(blob)[0] != record.artifact_sha256:
+            raise ArtifactError(
+                f"{record.adapter_id}: artifact {blob} is missing or damaged; nothing exported"
+            )
+        out = bundle_io.write_bundle(path, record, blob)
+        with self._write() as conn:
+            self._audit(conn, default_actor(), "export", record.adapter_id, bundle=Path(path).name)
+        return out
+
+    def import_bundle(self, path: str | os.PathLike[str], *, by: str | None = None) -> AdapterRecord:
+        actor = _actor(by)
+        with bundle_io.open_bundle(path) as (record, artifact_stream):
+            self.artifacts.put(artifact_stream, record.artifact_sha256, f"{path}:artifact")
+            with self._write() as conn:
+                existing = conn.execute(
+                    "SELECT artifact_sha256 FROM adapters WHERE name = ? AND version = ?",
+                    (record.name, record.version),
+                ).fetchone()
+                if existing is not None:
+                    if existing["artifact_sha256"] != record.artifact_sha256:
+                        raise BundleError(
+                            f"{path}: {record.adapter_id} already exists here with artifact "
+                            f"{existing['artifact_sha256']}, the bundle holds {record.artifact_sha256}"
+                        )
+                    self._audit(
+                        conn, actor, "import:already_present", record.adapter_id, bundle=Path(path).name
+                    )
+                else:
+                    self._insert_record(conn, record)
+                    self._audit(
+                        conn,
+                        actor,
+                        "import",
+                        record.adapter_id,
+                        bundle=Path(path).name,
+                        artifact_sha256=record.artifact_sha256,
+                        status=record.status,
+                    )
+        return self.get(record.adapter_id)
+
+    @staticmethod
+    def _insert_record(conn: sqlite3.Connection, record: AdapterRecord) -> None:
+        conn.execute(
+            "INSERT INTO adapters (name, version, artifact_sha256, artifact_size, status, adapter_type, rank,"
+            " alpha, target_modules, base_fingerprint, dataset_manifest_sha256, dataset_path,"
+            " training_config, code_version, metrics, parent, tags, created_by, created_at,"
+            " note, tensor_count)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.name,
+                record.version,
+                record.artifact_sha256,
+                record.artifact_size,
+                record.status,
+                record.adapter_type,
+                record.rank,
+                record.alpha,
+                json.dumps(list(record.target_modules)),
+                record.base_fingerprint,
+                record.dataset_manifest_sha256,
+                record.dataset_path,
+                json.dumps(record.training_config, sort_keys=True),
+                record.code_version,
+                json.dumps(record.metrics, sort_keys=True),
+                record.parent,
+                json.dumps(list(record.tags)),
+                record.created_by,
+                record.created_at,
+                record.note,
+                record.tensor_count,
+            ),
+        )
+        for change in record.history:
+            conn.execute(
+                "INSERT INTO status_changes (name, version, from_status, to_status, by, at, note,"
+                " force_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.name,
+                    record.version,
+                    change.from_status,
+                    change.to_status,
+                    change.by,
+                    change.at,
+                    change.note,
+                    change.force_reason,
+                ),
+            )
+        for entry in record.evaluations:
+            conn.execute(
+                "INSERT INTO evaluations (name, version, results, by, at) VALUES (?, ?, ?, ?, ?)",
+                (record.name, record.version, json.dumps(entry.results, sort_keys=True), entry.by, entry.at),
+            )
+
+
+def _actor(name: str | None) -> str:
+    actor = name if name else default_actor()
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in actor) or len(actor) > 200:
+        raise RegistryError(f"actor name {actor!r} is not accepted (printable, at most 200 characters)")
+    return actor
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,67 @@
+"""Shared fixtures for the registry tests: real safetensors adapter folders with diffusers LoRA keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from safetensors.numpy import save_file
+
+from cosmos_ros.model.adapter_folder import WEIGHTS_NAME, AdapterMetadata, write_adapter_metadata
+
+BASE_FP = "sha256:" + "ab" * 32
+OTHER_BASE_FP = "sha256:" + "cd" * 32
+
+
+def lora_state_dict(seed: int, rank: int = 4, blocks: int = 2, dim: int = 32) -> dict[str, np.ndarray]:
+    """A tiny LoRA state dict with the key names diffusers writes for the Cosmos transformer."""
+    rng = np.random.default_rng(seed)
+    tensors: dict[str, np.ndarray] = {}
+    for block in range(blocks):
+        for module in ("attn1.to_q", "attn1.to_v", "ff.net.0.proj"):
+            prefix = f"transformer.transformer_blocks.{block}.{module}"
+            tensors[f"{prefix}.lora_A.weight"] = rng.standard_normal((rank, dim), dtype=np.float32)
+            tensors[f"{prefix}.lora_B.weight"] = rng.standard_normal((dim, rank), dtype=np.float32)
+    return tensors
+
+
+def make_adapter_folder(
+    folder: Path,
+    seed: int = 0,
+    *,
+    rank: int = 4,
+    with_metadata: bool = True,
+    base_fingerprint: str | None = BASE_FP,
+    extra_bytes: int = 0,
+) -> Path:
+    """Write an adapter folder (weights + adapter_metadata.json); ``extra_bytes`` pads the weights."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = lora_state_dict(seed, rank=rank)
+    if extra_bytes:
+        tensors["transformer.padding.lora_B.weight"] = np.zeros((extra_bytes // 4, 1), dtype=np.float32)
+    save_file(tensors, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+    if with_metadata:
+        write_adapter_metadata(
+            folder,
+            AdapterMetadata(
+                adapter_type="lora",
+                rank=rank,
+                alpha=float(rank),
+                target_modules=["to_q", "to_v", "ff.net.0.proj"],
+                base_fingerprint=base_fingerprint,
+                dataset_manifest_sha256="f0" * 32,
+                dataset_path="datasets/ur5e_pick",
+                training_config={"lr": 1e-4, "steps": 100 + seed, "optimizer": {"name": "adamw"}},
+                code_version="0.1.0+g1234567",
+                metrics={"final_loss": 0.1 * (seed + 1)},
+            ),
+        )
+    return folder
+
+
+def flip_one_byte(path: Path, offset: int = -1) -> None:
+    """Tamper with a (read-only) blob: change one byte in place."""
+    path.chmod(0o644)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0x01
+    path.write_bytes(bytes(data))
