@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from cosmos_ros import __version__
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("cosmos_ros.bag_tools.cli",)
 
 
 class CliError(Exception):

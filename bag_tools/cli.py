@@ -1,0 +1,276 @@
+"""``cosmos-ros bags``: inspect / convert / validate / synth."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+from cosmos_ros.cli import CliError
+
+_D = "(default: %(default)s)"
+
+
+def _convert_defaults() -> dict[str, Any]:
+    from cosmos_ros.bag_tools.convert import ConvertConfig
+
+    return {f.name: getattr(ConvertConfig(), f.name) for f in fields(ConvertConfig)}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    bags = subparsers.add_parser(
+        "bags",
+        help="rosbag demonstrations -> training datasets (inspect, convert, validate, synth)",
+        description="Turn ROS 1 / ROS 2 (sqlite3, mcap) bags into Cosmos training datasets; no ROS needed.",
+    )
+    sub = bags.add_subparsers(dest="bags_command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("inspect", help="topics, types, counts, rates, image sizes; suggests the camera")
+    p.add_argument("bags", nargs="+", metavar="BAG", help="ROS 1 .bag file or ROS 2 bag folder")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
+    p.set_defaults(func=_inspect)
+
+    d = _convert_defaults()
+    S = argparse.SUPPRESS
+    p = sub.add_parser(
+        "convert",
+        help="convert bags into a dataset folder (videos/, metas/, manifest.jsonl, dataset.yaml)",
+        description=(
+            "Convert bags into a dataset: one episode per bag (or split by gap / marker / window), "
+            "camera frames resampled by nearest timestamp to --fps, cut into 4k+1-frame clips, "
+            "fitted to the target size. Options may also come from --config YAML (keys = option "
+            "names with underscores); flags given on the command line override the YAML."
+        ),
+    )
+    p.add_argument("bags", nargs="+", metavar="BAG", help="ROS 1 .bag files and/or ROS 2 bag folders")
+    p.add_argument("-o", "--output", required=True, help="dataset folder to create")
+    p.add_argument("--config", help="YAML file of convert options (default: none)")
+    p.add_argument(
+        "--topic",
+        dest="topics",
+        action="append",
+        default=S,
+        help="camera topic; repeat for several cameras (one clip each, shared clip_group) "
+        "(default: the busiest image topic of each bag)",
+    )
+    p.add_argument("--fps", type=float, default=S, help=f"output frame rate (default: {d['fps']})")
+    p.add_argument(
+        "--clip-frames", type=int, default=S, help=f"frames per clip, 4k+1 (default: {d['clip_frames']})"
+    )
+    p.add_argument(
+        "--stride",
+        type=int,
+        default=S,
+        help=f"output frames between clip starts (default: {d['stride']}, i.e. no overlap)",
+    )
+    p.add_argument(
+        "--resolution",
+        default=S,
+        help=f"HEIGHTxWIDTH or preset 432x768 / 704x1280 (default: {d['height']}x{d['width']})",
+    )
+    p.add_argument("--fit", choices=("crop", "letterbox"), default=S, help=f"(default: {d['fit']})")
+    p.add_argument(
+        "--time-source",
+        choices=("header", "receive"),
+        default=S,
+        help=f"header stamps or bag receive time (default: {d['time_source']})",
+    )
+    p.add_argument(
+        "--tolerance-ms",
+        type=float,
+        default=S,
+        help="max distance from an output frame time to its nearest source frame; clips spanning "
+        "a larger gap are skipped and reported (default: one output frame period, 1000/fps)",
+    )
+    p.add_argument(
+        "--episode-mode",
+        choices=("bag", "gap", "marker", "window"),
+        default=S,
+        help=f"how bags split into episodes (default: {d['episode_mode']})",
+    )
+    p.add_argument(
+        "--episode-gap-s", type=float, default=S, help=f"gap mode: split gap (default: {d['episode_gap_s']})"
+    )
+    p.add_argument("--marker-topic", default=S, help="marker mode: any message starts a new episode")
+    p.add_argument(
+        "--episode-window-s",
+        type=float,
+        default=S,
+        help=f"window mode: episode length in s (default: {d['episode_window_s']})",
+    )
+    p.add_argument("--prompt", default=S, help="prompt for every clip without a more specific one")
+    p.add_argument("--prompt-map", default=S, help="YAML {bag: prompt} or CSV bag,prompt (default: none)")
+    p.add_argument(
+        "--prompt-topic", default=S, help="std_msgs/String topic holding the prompt (default: none)"
+    )
+    p.add_argument("--prompt-prefix", default=S, help="text put before every prompt (default: none)")
+    p.add_argument(
+        "--allow-empty-prompt", action="store_true", default=S, help="accept clips without a prompt"
+    )
+    p.add_argument(
+        "--val-fraction", type=float, default=S, help=f"episodes for val (default: {d['val_fraction']})"
+    )
+    p.add_argument(
+        "--test-fraction", type=float, default=S, help=f"episodes for test (default: {d['test_fraction']})"
+    )
+    p.add_argument("--seed", type=int, default=S, help=f"split seed (default: {d['seed']})")
+    p.add_argument("--workers", type=int, default=1, help="processes converting bags in parallel " + _D)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted conversion")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    p.set_defaults(func=_convert)
+
+    p = sub.add_parser("validate", help="check that a dataset's videos, prompts and manifest agree")
+    p.add_argument("dataset", help="dataset folder")
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("synth", help="write a synthetic demonstration bag (robot arm scene or test pattern)")
+    p.add_argument("output", help="bag path to create (folder for ROS 2, .bag file for ros1)")
+    p.add_argument("--format", choices=("mcap", "sqlite3", "ros1"), default="mcap", help=_D)
+    p.add_argument("--frames", type=int, default=96, help=_D)
+    p.add_argument("--fps", type=float, default=30.0, help="camera rate " + _D)
+    p.add_argument("--height", type=int, default=240, help=_D)
+    p.add_argument("--width", type=int, default=320, help=_D)
+    p.add_argument("--encoding", default="rgb8", help="raw encoding, or jpeg/png for CompressedImage " + _D)
+    p.add_argument("--topic", default="/camera/image_raw", help=_D)
+    p.add_argument("--second-view", action="store_true", help="add a second camera on TOPIC + '_side'")
+    p.add_argument(
+        "--prompt", default=None, help="prompt published on /task/prompt (default: a built-in one)"
+    )
+    p.add_argument("--test-pattern", action="store_true", help="frames encode their index (for tests)")
+    p.add_argument("--compress", action="store_true", help="zstd (ROS 2) / lz4 (ROS 1) compression")
+    p.set_defaults(func=_synth)
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from cosmos_ros.bag_tools.inspect import format_table, inspect_bag
+    from cosmos_ros.bag_tools.readers import BagError
+
+    infos, failed = [], []
+    for bag in args.bags:
+        try:
+            infos.append(inspect_bag(bag))
+        except BagError as exc:
+            failed.append(str(exc))
+    if args.json:
+        print(json.dumps({"bags": [i.to_dict() for i in infos], "errors": failed}, indent=2))
+    else:
+        print("\n\n".join(format_table(i) for i in infos))
+    for err in failed:
+        print(f"cosmos-ros: error: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _parse_resolution(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise CliError(f"--resolution must be HEIGHTxWIDTH like 432x768, got {text!r}") from None
+    return h, w
+
+
+def build_convert_config(args: argparse.Namespace) -> Any:
+    """ConvertConfig from defaults < --config YAML < command-line flags."""
+    import yaml
+    from cosmos_ros.bag_tools.convert import ConvertConfig
+
+    known = {f.name for f in fields(ConvertConfig)} | {"resolution"}
+    values: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise CliError(f"cannot read --config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise CliError(f"--config {path}: expected a mapping of option -> value")
+        data = {str(k).replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise CliError(
+                f"--config {path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values.update(data)
+    values.update({k: v for k, v in vars(args).items() if k in known})
+    if "resolution" in values:
+        values["height"], values["width"] = _parse_resolution(values.pop("resolution"))
+    if isinstance(values.get("topics"), str):
+        values["topics"] = [values["topics"]]
+    return ConvertConfig(**values)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from cosmos_ros.bag_tools.convert import ConvertError, convert_bags
+
+    from cosmos_ros.progress import TqdmProgress
+
+    config = build_convert_config(args)
+    bar = TqdmProgress(unit="frame")
+    try:
+        report = convert_bags(
+            args.bags,
+            args.output,
+            config,
+            workers=args.workers,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=bar,
+        )
+    except (ConvertError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        bar.close()
+    rate = report.frames_read / max(report.seconds, 1e-6)
+    print(
+        f"{len(report.clips)} clips from {len(report.bags)} bag(s) in {report.seconds:.1f} s "
+        f"({rate:.0f} source frames/s) -> {report.output}"
+    )
+    for bag in report.bags:
+        for skip in bag.skipped:
+            print(
+                f"skipped: {bag.bag} {skip['topic']} episode {skip['episode']} window {skip['window']} "
+                f"({skip['start_ns']}..{skip['end_ns']} ns): {skip['reason']}"
+            )
+        for note in bag.notes:
+            print(f"note: {bag.bag}: {note}")
+    for bag in report.failed:
+        print(f"cosmos-ros: error: {bag.error}", file=sys.stderr)
+    return 1 if report.failed else 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from cosmos_ros.bag_tools.validate import validate_dataset
+
+    problems = validate_dataset(args.dataset)
+    if problems:
+        print(f"{args.dataset}: {len(problems)} problem(s)", file=sys.stderr)
+        for problem in problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.dataset}: OK")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from cosmos_ros.bag_tools.synthetic import DEFAULT_PROMPT, SynthSpec, write_synthetic_bag
+
+    topics = (args.topic, args.topic + "_side") if args.second_view else (args.topic,)
+    spec = SynthSpec(
+        frames=args.frames,
+        fps=args.fps,
+        height=args.height,
+        width=args.width,
+        encoding=args.encoding,
+        topics=topics,
+        prompt=args.prompt or DEFAULT_PROMPT,
+        test_pattern=args.test_pattern,
+        compress=args.compress,
+    )
+    try:
+        path = write_synthetic_bag(args.output, spec, args.format)
+    except (ValueError, FileExistsError) as exc:
+        raise CliError(str(exc)) from exc
+    print(f"wrote {args.format} bag {path} ({args.frames} frames on {', '.join(topics)})")
+    return 0

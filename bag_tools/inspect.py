@@ -1,0 +1,87 @@
+"""What is in a bag: topics, types, counts, rates, duration, image sizes and encodings."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cosmos_ros.bag_tools.readers import IMAGE_TYPES, bag_format, open_bag
+
+
+@dataclass
+class TopicInfo:
+    topic: str
+    msgtype: str
+    count: int
+    rate_hz: float
+    image_size: str | None = None
+    encoding: str | None = None
+
+
+@dataclass
+class BagInfo:
+    path: str
+    format: str
+    start_ns: int
+    end_ns: int
+    duration_s: float
+    topics: list[TopicInfo] = field(default_factory=list)
+    suggested_camera: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _first_image(reader: Any, conns: list[Any]) -> tuple[str | None, str | None]:
+    for conn, _, raw in reader.messages(connections=conns):
+        msg = reader.deserialize(raw, conn.msgtype)
+        if hasattr(msg, "encoding"):
+            return f"{msg.width}x{msg.height}", str(msg.encoding)
+        from cosmos_ros.media.ros_image import compressed_to_rgb
+
+        try:
+            rgb = compressed_to_rgb(msg)
+            return f"{rgb.shape[1]}x{rgb.shape[0]}", str(msg.format)
+        except ValueError:
+            return None, str(msg.format)
+    return None, None
+
+
+def inspect_bag(path: str | os.PathLike[str]) -> BagInfo:
+    """Read a bag's index (and one message per image topic) without reading the whole bag."""
+    path = Path(path)
+    with open_bag(path) as reader:
+        start, end = int(reader.start_time), int(reader.end_time)
+        duration = max(end - start, 0) / 1e9
+        info = BagInfo(str(path), bag_format(path), start, end, duration)
+        by_topic: dict[str, list[Any]] = {}
+        for conn in reader.connections:
+            by_topic.setdefault(conn.topic, []).append(conn)
+        for topic, conns in sorted(by_topic.items()):
+            count = sum(c.msgcount or 0 for c in conns)
+            rate = (count - 1) / duration if duration > 0 and count > 1 else 0.0
+            item = TopicInfo(topic, conns[0].msgtype, count, round(rate, 3))
+            if item.msgtype in IMAGE_TYPES and count:
+                item.image_size, item.encoding = _first_image(reader, conns)
+            info.topics.append(item)
+    images = [t for t in info.topics if t.msgtype in IMAGE_TYPES and t.count]
+    if images:
+        # The busiest camera; raw beats compressed at equal counts (no compression loss).
+        best = max(images, key=lambda t: (t.count, t.msgtype == "sensor_msgs/msg/Image"))
+        info.suggested_camera = best.topic
+    return info
+
+
+def format_table(info: BagInfo) -> str:
+    """A readable table for one bag."""
+    lines = [
+        f"bag: {info.path}  format: {info.format}  duration: {info.duration_s:.2f} s",
+        f"{'topic':<32} {'type':<34} {'count':>7} {'rate Hz':>8}  image",
+    ]
+    for t in info.topics:
+        image = f"{t.image_size or '?'} {t.encoding or ''}" if t.msgtype in IMAGE_TYPES else ""
+        lines.append(f"{t.topic:<32} {t.msgtype:<34} {t.count:>7} {t.rate_hz:>8.2f}  {image}".rstrip())
+    lines.append(f"suggested camera topic: {info.suggested_camera or '(no image topic)'}")
+    return "\n".join(lines)
