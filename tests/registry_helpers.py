@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -65,3 +66,15 @@ def flip_one_byte(path: Path, offset: int = -1) -> None:
     data = bytearray(path.read_bytes())
     data[offset] ^= 0x01
     path.write_bytes(bytes(data))
+
+
+def register_many(registry_dir: str, folder: str, name: str, count: int, barrier: Any) -> list[str]:
+    """Worker for the multiprocessing tests: wait for the others, then register ``count`` versions."""
+    from cosmos_ros.registry import open_registry
+
+    with open_registry(registry_dir) as registry:
+        barrier.wait(timeout=60)
+        return [
+            registry.register(folder, name, created_by=f"pid{__import__('os').getpid()}").adapter_id
+            for _ in range(count)
+        ]
