@@ -1,0 +1,313 @@
+"""Capture node: buffers camera frames and sends the newest ones to the generation node.
+
+Subscribes to the configured camera topics (sensor_msgs/Image, or CompressedImage for topics
+ending in ``/compressed``), keeps the latest ``buffer_size`` frames per camera, and on request
+sends the newest frame(s) with the configured prompt/adapter to the generation node's
+``predict_video`` action. Requests come from the ``capture_and_predict`` action (which forwards
+the generator's feedback), the ``~/trigger`` service (fire and forget) or a periodic timer.
+Parameters: config/capture_node.yaml.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Sequence
+
+import rclpy
+from cosmos_ros_interfaces.action import CaptureAndPredict, PredictVideo
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import Trigger
+
+from cosmos_ros.nodes.conversions import (
+    UnsupportedImage,
+    check_encoding,
+    image_msg_to_rgb,
+    rgb_to_image_msg,
+    stamp_to_seconds,
+)
+from cosmos_ros.nodes.embodiment import Embodiment, build_prompt, load_embodiment
+from cosmos_ros.nodes.frame_buffer import AGE_SOURCES, FrameBuffer, FrameRefused
+from cosmos_ros.nodes.qos import QOS_NAMES, camera_qos
+
+#: Parameter name -> (default, description). config/capture_node.yaml documents the same.
+PARAMETERS: dict[str, tuple[object, str]] = {
+    "camera_topics": (
+        ["/camera/image_raw"],
+        "camera topics; names ending in /compressed are sensor_msgs/CompressedImage, others Image",
+    ),
+    "camera_qos": ("sensor_data", f"camera subscription QoS: {', '.join(QOS_NAMES)}"),
+    "camera_qos_depth": (5, "camera subscription queue depth"),
+    "buffer_size": (4, "frames kept per camera"),
+    "max_frame_age": (1.0, "seconds; newer frames only are sent (0 = no limit)"),
+    "frame_age_source": ("receive", "clock for max_frame_age: receive (local arrival) or header (stamp)"),
+    "embodiment_file": ("", "embodiment YAML (adapter, camera_topic, prompt_template, resolution)"),
+    "prompt_template": ("", "prompt; '{task}' is replaced by the goal's prompt (overrides the embodiment)"),
+    "task": ("", "task text used when a request carries no prompt"),
+    "adapter": ("", "adapter sent with each goal (overrides the embodiment); '' = generator's active"),
+    "num_conditioning_frames": (1, "frames sent per request (1 = image-to-world)"),
+    "num_frames": (0, "frames to predict, 4k+1 (0 = embodiment / generator default)"),
+    "preset": ("", "generation preset ('' = generator default)"),
+    "steps": (0, "denoising steps (0 = preset default)"),
+    "guidance": (-1.0, "guidance scale (< 0 = preset default)"),
+    "seed": (0, "seed sent with each goal"),
+    "resolution": ([0, 0], "[height, width] the frames are fitted to before sending ([0, 0] = unchanged)"),
+    "fit_mode": ("crop", "how frames are fitted to resolution: crop or letterbox"),
+    "generation_action": ("predict_video", "the generation node's PredictVideo action name"),
+    "server_timeout": (5.0, "seconds to wait for the generation action server"),
+    "period": (0.0, "seconds between automatic requests (0 = off); skipped while one is running"),
+}
+
+
+class CaptureNode(Node):
+    """Frames in, PredictVideo goals out. Thin: the buffer, age rule and conversions are library code."""
+
+    def __init__(self, node_name: str = "capture_node", **kwargs: object) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = self._params = {name: self.get_parameter(name).value for name in PARAMETERS}
+
+        self.embodiment = Embodiment()
+        if p["embodiment_file"]:
+            self.embodiment = load_embodiment(p["embodiment_file"])
+        topics = list(p["camera_topics"] or [])
+        if self.embodiment.camera_topic and topics == PARAMETERS["camera_topics"][0]:
+            topics = [self.embodiment.camera_topic]
+        if not topics or not all(topics):
+            raise ValueError(f"{node_name}: camera_topics must name at least one topic, got {topics!r}")
+        if p["frame_age_source"] not in AGE_SOURCES:
+            raise ValueError(f"frame_age_source must be one of {AGE_SOURCES}, got {p['frame_age_source']!r}")
+        qos = camera_qos(p["camera_qos"], p["camera_qos_depth"])
+
+        self._sensor_group = MutuallyExclusiveCallbackGroup()
+        self._request_group = ReentrantCallbackGroup()
+        self._client_group = ReentrantCallbackGroup()
+        self.buffers: dict[str, FrameBuffer] = {}
+        self._bad_encoding: dict[str, str] = {}
+        for topic in topics:
+            resolved = self.resolve_topic_name(topic)
+            self.buffers[resolved] = FrameBuffer(resolved, p["buffer_size"])
+            msg_type = CompressedImage if resolved.endswith("/compressed") else Image
+            self.create_subscription(
+                msg_type,
+                topic,
+                lambda msg, t=resolved: self._on_frame(t, msg),
+                qos,
+                callback_group=self._sensor_group,
+            )
+        self._generator = ActionClient(
+            self, PredictVideo, p["generation_action"], callback_group=self._client_group
+        )
+        self._in_flight = threading.Lock()
+        self._server = ActionServer(
+            self,
+            CaptureAndPredict,
+            "capture_and_predict",
+            execute_callback=self._execute,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            cancel_callback=lambda _handle: CancelResponse.ACCEPT,
+            callback_group=self._request_group,
+        )
+        self.create_service(Trigger, "~/trigger", self._on_trigger, callback_group=self._request_group)
+        if p["period"] > 0:
+            self.create_timer(p["period"], self._on_timer, callback_group=self._request_group)
+        self.get_logger().info(
+            f"capturing {', '.join(self.buffers)} -> {self._generator._action_name}"
+        )
+
+    # ----------------------------------------------------------------- frames
+    def _on_frame(self, topic: str, msg: Image | CompressedImage) -> None:
+        reason = check_encoding(msg)
+        if reason is not None and self._bad_encoding.get(topic) != reason:
+            self.get_logger().warning(f"{topic}: {reason}")
+        if reason is None:
+            self._bad_encoding.pop(topic, None)
+        else:
+            self._bad_encoding[topic] = reason
+        now = self.get_clock().now().nanoseconds / 1e9
+        self.buffers[topic].push(msg, stamp_to_seconds(msg.header.stamp), now)
+
+    def _pick_buffer(self, camera: str) -> FrameBuffer:
+        if not camera:
+            return next(iter(self.buffers.values()))
+        for topic, buffer in self.buffers.items():
+            if camera in (topic, topic.lstrip("/")) or topic.endswith("/" + camera.strip("/")):
+                return buffer
+        raise FrameRefused(
+            f"camera {camera!r} is not one of the configured topics: {', '.join(self.buffers)}"
+        )
+
+    def conditioning_frames(self, camera: str = "", count: int = 0) -> list[Image]:
+        """The newest frame(s) of a camera as rgb8 Images (original headers), or FrameRefused."""
+        p = self._params
+        buffer = self._pick_buffer(camera)
+        count = count or p["num_conditioning_frames"] or 1
+        now = self.get_clock().now().nanoseconds / 1e9
+        frames = buffer.newest(count, now, p["max_frame_age"], p["frame_age_source"])
+        resolution = tuple(p["resolution"]) if any(p["resolution"]) else self.embodiment.resolution
+        images = []
+        for frame in frames:
+            try:
+                rgb = image_msg_to_rgb(frame.msg)
+            except UnsupportedImage as exc:
+                raise FrameRefused(f"camera {buffer.topic}: {exc}") from exc
+            if resolution:
+                from cosmos_ros.media.frame_fit import fit_frame
+
+                rgb = fit_frame(rgb, resolution[0], resolution[1], mode=p["fit_mode"])
+            images.append(rgb_to_image_msg(rgb, frame.msg.header))
+        return images
+
+    def build_goal(self, request: CaptureAndPredict.Goal | None = None) -> PredictVideo.Goal:
+        """The PredictVideo goal for a request (empty request fields use this node's parameters)."""
+        p = self._params
+        request = request or CaptureAndPredict.Goal()
+        template = p["prompt_template"] or self.embodiment.prompt_template
+        prompt = build_prompt(template, request.prompt or p["task"])
+        if not prompt:
+            raise FrameRefused(
+                "empty prompt: set prompt_template/task (or an embodiment file), or send a prompt"
+            )
+        frames = self.conditioning_frames(request.camera, request.num_conditioning_frames)
+        return PredictVideo.Goal(
+            prompt=prompt,
+            adapter=request.adapter or p["adapter"] or self.embodiment.adapter,
+            conditioning_frames=frames,
+            num_frames=request.num_frames or p["num_frames"] or self.embodiment.num_frames,
+            preset=request.preset or p["preset"],
+            steps=p["steps"],
+            guidance=float(p["guidance"]),
+            seed=request.seed or p["seed"],
+        )
+
+    # --------------------------------------------------------------- requests
+    def _send(self, goal: PredictVideo.Goal, feedback_callback=None):
+        if not self._generator.wait_for_server(timeout_sec=self._params["server_timeout"]):
+            raise FrameRefused(
+                f"generation action {self._generator._action_name} is not available "
+                f"(waited {self._params['server_timeout']:g} s); is generation_node running and active?"
+            )
+        return self._generator.send_goal_async(goal, feedback_callback=feedback_callback)
+
+    def _execute(self, handle: ServerGoalHandle) -> CaptureAndPredict.Result:
+        started = time.monotonic()
+        result = CaptureAndPredict.Result()
+        if not self._in_flight.acquire(blocking=False):
+            handle.abort()
+            result.message = "busy: a capture request is already waiting for the generation node"
+            return result
+        try:
+            return self._forward(handle, result, started)
+        except FrameRefused as exc:
+            self.get_logger().error(str(exc))
+            result.message = str(exc)
+            handle.abort()
+            return result
+        finally:
+            self._in_flight.release()
+
+    def _forward(
+        self, handle: ServerGoalHandle, result: CaptureAndPredict.Result, started: float
+    ) -> CaptureAndPredict.Result:
+        goal = self.build_goal(handle.request)
+        result.conditioning_stamp = goal.conditioning_frames[-1].header.stamp
+
+        def forward_feedback(msg: PredictVideo.Impl.FeedbackMessage) -> None:
+            fb = msg.feedback
+            handle.publish_feedback(
+                CaptureAndPredict.Feedback(
+                    stage=fb.stage, step=fb.step, total_steps=fb.total_steps, elapsed=fb.elapsed
+                )
+            )
+
+        done = threading.Event()
+        sent = self._send(goal, forward_feedback)
+        sent.add_done_callback(lambda _f: done.set())
+        while not done.wait(0.05):
+            if not rclpy.ok():
+                raise FrameRefused("shutting down")
+        gen_handle = sent.result()
+        if gen_handle is None or not gen_handle.accepted:
+            raise FrameRefused("the generation node rejected the goal (is it active?)")
+        finished = threading.Event()
+        result_future = gen_handle.get_result_async()
+        result_future.add_done_callback(lambda _f: finished.set())
+        cancel_sent = False
+        while not finished.wait(0.02):
+            if handle.is_cancel_requested and not cancel_sent:
+                gen_handle.cancel_goal_async()
+                cancel_sent = True
+            if not rclpy.ok():
+                raise FrameRefused("shutting down")
+        gen = result_future.result().result
+        result.success = gen.success
+        result.message = gen.message
+        result.video_path = gen.video_path
+        result.adapter_id = gen.adapter_id
+        result.frame_count = gen.frame_count
+        result.fps = gen.fps
+        result.total_seconds = time.monotonic() - started
+        if handle.is_cancel_requested:
+            handle.canceled()
+        elif gen.success:
+            handle.succeed()
+        else:
+            handle.abort()
+        return result
+
+    def _fire(self, origin: str) -> tuple[bool, str]:
+        """Send a goal without waiting for its result (service and timer)."""
+        if not self._in_flight.acquire(blocking=False):
+            return False, "busy: a request is already in flight"
+        try:
+            goal = self.build_goal()
+            future = self._send(goal)
+        except FrameRefused as exc:
+            self._in_flight.release()
+            self.get_logger().error(f"{origin}: {exc}")
+            return False, str(exc)
+
+        def accepted(f) -> None:
+            gen_handle = f.result()
+            if gen_handle is None or not gen_handle.accepted:
+                self.get_logger().error(f"{origin}: the generation node rejected the goal")
+                self._in_flight.release()
+                return
+            gen_handle.get_result_async().add_done_callback(lambda r: self._log_result(origin, r))
+
+        future.add_done_callback(accepted)
+        return True, f"sent {len(goal.conditioning_frames)} frame(s) with prompt {goal.prompt!r}"
+
+    def _log_result(self, origin: str, future) -> None:
+        try:
+            res = future.result().result
+            log = self.get_logger().info if res.success else self.get_logger().error
+            log(f"{origin}: {res.message} {res.video_path}".strip())
+        finally:
+            self._in_flight.release()
+
+    def _on_trigger(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
+        response.success, response.message = self._fire("trigger")
+        return response
+
+    def _on_timer(self) -> None:
+        if self._in_flight.locked():
+            return
+        self._fire("timer")
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    from cosmos_ros.nodes.spin import run_nodes
+
+    return run_nodes(lambda: [CaptureNode()], args=args if args is not None else sys.argv, num_threads=6)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,682 @@
+"""Generation node: a lifecycle node serving the ``predict_video`` action with the Cosmos runtime.
+
+Lifecycle (llama_ros style): parameters are read on configure, the model is loaded on activate
+and freed on deactivate/cleanup. With ``autostart`` (default) the node configures and activates
+itself once it spins, so a plain ``ros2 run cosmos_ros generation_node`` serves goals.
+
+Interfaces (relative names, so a launch ``namespace`` prefixes them):
+
+- action ``predict_video`` (cosmos_ros_interfaces/PredictVideo): one generation at a time; up to
+  ``max_queued_goals`` wait their turn, further goals end at once as ABORTED with a ``busy``
+  reason in ``result.message`` (a plain REJECT cannot carry a reason). Feedback once per
+  denoising step; cancel is honoured between steps.
+- service ``~/list_adapters`` (ListAdapters); parameter ``adapter`` switches the active adapter
+  at run time (validated: unknown/refused adapters are rejected and the previous one stays).
+- topics ``~/predicted_video`` and ``~/side_by_side`` (sensor_msgs/Image rgb8, RELIABLE +
+  TRANSIENT_LOCAL depth 1), played at the video fps ``preview_loops`` times; frame i is stamped
+  ``newest conditioning stamp + i/fps`` with the conditioning frame's frame_id.
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period`` seconds.
+
+Generation runs in the action's own callback group on an executor thread of its own; services,
+parameters and cancels are served by the other threads meanwhile. Parameters:
+config/generation_node.yaml.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from cosmos_ros_interfaces.action import PredictVideo
+from cosmos_ros_interfaces.msg import AdapterInfo
+from cosmos_ros_interfaces.srv import ListAdapters
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action.server import ServerGoalHandle
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from cosmos_ros.nodes.adapter_catalog import AdapterCatalog, AdapterRejected, ResolvedAdapter
+from cosmos_ros.nodes.conversions import (
+    UnsupportedImage,
+    image_msg_to_rgb,
+    rgb_to_image_msg,
+    shifted_header,
+    stamp_to_seconds,
+)
+from cosmos_ros.nodes.frame_buffer import FrameBuffer, FrameRefused
+from cosmos_ros.nodes.qos import camera_qos, preview_qos
+from cosmos_ros.progress import ProgressEvent
+
+#: Parameter name -> (default, description). config/generation_node.yaml documents the same.
+PARAMETERS: dict[str, tuple[Any, str]] = {
+    "model_path": ("", "local diffusers directory of Cosmos-Predict2.5 (required)"),
+    "device": ("auto", "torch device: auto (cuda if available, else cpu), cuda, cuda:1, cpu"),
+    "dtype": ("bfloat16", "weights dtype: bfloat16, float16, float32"),
+    "cpu_offload": (False, "keep components on the CPU, move each to the GPU only while it runs"),
+    "safety_checker": ("auto", "auto | guardrail | none (see the model runtime's safety options)"),
+    "prompt_cache_dir": ("", "folder caching prompt embeddings ('' = in memory only)"),
+    "registry_path": ("", "adapter registry ('' = none: only adapter folder paths are accepted)"),
+    "allow_unapproved": (False, "also load draft/candidate adapters and plain folders beside a registry"),
+    "adapter": ("", "active adapter: '' or none = base model, name, name@3, name@approved, or a folder"),
+    "preset": ("full", "default preset: full, full-720p, preview"),
+    "num_frames": (0, "default frames to predict, 4k+1 (0 = preset)"),
+    "steps": (0, "default denoising steps (0 = preset)"),
+    "guidance": (-1.0, "default guidance scale (< 0 = preset)"),
+    "fit": ("crop", "how conditioning frames are fitted to the model size: crop or letterbox"),
+    "prompt": ("", "prompt used when a goal carries none ('' = goals must carry one)"),
+    "output_dir": ("~/.cache/cosmos_ros/predictions", "where the predicted mp4 files are written"),
+    "camera_topic": ("", "camera the node buffers for goals without conditioning frames ('' = none)"),
+    "camera_qos": ("sensor_data", "QoS of camera_topic: sensor_data, reliable, best_effort, system_default"),
+    "max_frame_age": (1.0, "seconds; camera_topic frames older than this are refused (0 = no limit)"),
+    "max_queued_goals": (0, "goals that may wait while one runs (0 = reject while busy)"),
+    "preview_loops": (1, "times the preview topics play each prediction (0 = do not publish)"),
+    "publish_side_by_side": (True, "also publish '~/side_by_side' (input | prediction)"),
+    "diagnostics_period": (1.0, "seconds between /diagnostics messages (0 = off)"),
+    "autostart": (True, "configure and activate on start-up (no lifecycle manager needed)"),
+}
+
+
+class GoalFailed(Exception):
+    """A request the node cannot serve; its message goes into ``result.message``."""
+
+
+@dataclass
+class _Job:
+    """A goal that has been admitted: its cancel event and when it was accepted."""
+
+    handle: ServerGoalHandle
+    cancel: threading.Event
+    accepted_at: float
+
+
+class GenerationNode(LifecycleNode):
+    def __init__(self, node_name: str = "generation_node", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.cfg: dict[str, Any] = {}
+        self.runtime: Any = None
+        self.catalog: AdapterCatalog | None = None
+        self.base_fingerprint = ""
+        self._active_ref = ""  # the validated value of the `adapter` parameter
+        self._active_resolved: ResolvedAdapter | None = None
+        self._loaded_names: dict[str, str] = {}  # adapter_id -> runtime name
+
+        self._action_group = ReentrantCallbackGroup()
+        self._service_group = ReentrantCallbackGroup()
+        self._timer_group = MutuallyExclusiveCallbackGroup()
+        self._camera_group = MutuallyExclusiveCallbackGroup()
+
+        self._admission = threading.Condition()
+        self._running: _Job | None = None
+        self._queue: deque[_Job] = deque()
+        self._preview_stop = threading.Event()
+        self._preview_thread: threading.Thread | None = None
+        self._camera: FrameBuffer | None = None
+        self._camera_sub: Any = None
+        self._preview_pub: Any = None
+        self._side_pub: Any = None
+        self.stats = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self.last_latency = float("nan")
+        self.last_message = ""
+
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self._action = ActionServer(
+            self,
+            PredictVideo,
+            "predict_video",
+            execute_callback=self._execute,
+            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            cancel_callback=self._on_cancel,
+            callback_group=self._action_group,
+        )
+        self.create_service(
+            ListAdapters, "~/list_adapters", self._on_list_adapters, callback_group=self._service_group
+        )
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        period = float(self.get_parameter("diagnostics_period").value)
+        if period > 0:
+            self.create_timer(period, self.publish_diagnostics, callback_group=self._timer_group)
+        if self.get_parameter("autostart").value:
+            self._autostart_timer = self.create_timer(0.0, self._autostart, callback_group=self._timer_group)
+
+    # ============================================================== lifecycle
+    def _autostart(self) -> None:
+        self._autostart_timer.cancel()
+        self.destroy_timer(self._autostart_timer)
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("autostart: configure failed; fix the parameters and configure again")
+            return
+        if self.trigger_activate() != TransitionCallbackReturn.SUCCESS:
+            self.get_logger().error("autostart: activate failed; the node stays inactive")
+            return
+        self.get_logger().info("generation_node active")
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.cfg = {name: self.get_parameter(name).value for name in PARAMETERS}
+        try:
+            self._check_config()
+        except (ValueError, OSError) as exc:
+            self.get_logger().error(f"configure failed: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self._preview_pub = self.create_publisher(Image, "~/predicted_video", preview_qos())
+        self._side_pub = self.create_publisher(Image, "~/side_by_side", preview_qos())
+        topic = self.cfg["camera_topic"]
+        if topic:
+            self._camera = FrameBuffer(self.resolve_topic_name(topic), 8)
+            msg_type = CompressedImage if topic.endswith("/compressed") else Image
+            self._camera_sub = self.create_subscription(
+                msg_type,
+                topic,
+                self._on_camera,
+                camera_qos(self.cfg["camera_qos"]),
+                callback_group=self._camera_group,
+            )
+        self.get_logger().info(
+            f"configured: model {self.cfg['model_path']}, adapter {self._active_ref or 'none'}"
+        )
+        return TransitionCallbackReturn.SUCCESS
+
+    def _check_config(self) -> None:
+        from cosmos_ros.model.fingerprint import model_fingerprint
+
+        model_path = Path(str(self.cfg["model_path"])).expanduser()
+        if not str(self.cfg["model_path"]):
+            raise ValueError(
+                "parameter model_path is empty: set it to a local Cosmos-Predict2.5 diffusers folder"
+            )
+        if not model_path.is_dir():
+            raise ValueError(f"model_path {model_path} does not exist or is not a directory")
+        if not (model_path / "model_index.json").is_file():
+            raise ValueError(f"model_path {model_path} has no model_index.json: not a diffusers model folder")
+        self.cfg["model_path"] = str(model_path)
+        if self.cfg["max_queued_goals"] < 0 or self.cfg["preview_loops"] < 0:
+            raise ValueError("max_queued_goals and preview_loops must be >= 0")
+        out = Path(str(self.cfg["output_dir"])).expanduser()
+        out.mkdir(parents=True, exist_ok=True)
+        self.cfg["output_dir"] = str(out)
+        self.base_fingerprint = model_fingerprint(model_path)
+        if self.catalog is not None:
+            self.catalog.close()
+        try:
+            self.catalog = AdapterCatalog(
+                str(self.cfg["registry_path"]),
+                allow_unapproved=bool(self.cfg["allow_unapproved"]),
+                base_fingerprint=self.base_fingerprint,
+            )
+        except Exception as exc:
+            raise ValueError(f"registry {self.cfg['registry_path']}: {exc}") from exc
+        try:
+            self._active_resolved = self.catalog.resolve(str(self.cfg["adapter"]))
+        except AdapterRejected as exc:
+            raise ValueError(str(exc)) from exc
+        self._active_ref = str(self.cfg["adapter"])
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from cosmos_ros.model.runtime import CosmosRuntime
+
+        device = self.cfg["device"]
+        if device == "auto":
+            import torch
+
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            started = time.monotonic()
+            self.runtime = CosmosRuntime.load(
+                self.cfg["model_path"],
+                device=device,
+                dtype=self.cfg["dtype"],
+                safety_checker=self.cfg["safety_checker"],
+                prompt_cache_dir=self.cfg["prompt_cache_dir"] or None,
+                cpu_offload=bool(self.cfg["cpu_offload"]),
+            )
+            self._loaded_names.clear()
+            self._apply_adapter(self._active_resolved)
+        except Exception as exc:
+            self.get_logger().error(f"activate failed: could not load {self.cfg['model_path']}: {exc}")
+            self._free_runtime()
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info(f"model loaded on {device} in {time.monotonic() - started:.1f} s")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_all_goals("the node is deactivating")
+        self._free_runtime()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release_interfaces()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_all_goals("the node is shutting down")
+        self._free_runtime()
+        self._release_interfaces()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _release_interfaces(self) -> None:
+        self._preview_stop.set()
+        for pub in (self._preview_pub, self._side_pub):
+            if pub is not None:
+                self.destroy_publisher(pub)
+        self._preview_pub = self._side_pub = None
+        if self._camera_sub is not None:
+            self.destroy_subscription(self._camera_sub)
+            self._camera_sub = self._camera = None
+        if self.catalog is not None:
+            self.catalog.close()
+            self.catalog = None
+
+    def _free_runtime(self) -> None:
+        if self.runtime is not None:
+            self.runtime.close()
+            self.runtime = None
+        self._loaded_names.clear()
+
+    def _stop_all_goals(self, reason: str) -> None:
+        with self._admission:
+            jobs = ([self._running] if self._running else []) + list(self._queue)
+        for job in jobs:
+            job.cancel.set()
+        deadline = time.monotonic() + 30.0
+        with self._admission:
+            while (self._running or self._queue) and time.monotonic() < deadline:
+                self._admission.wait(0.1)
+
+    def close(self) -> None:
+        """Free everything (called by the spin helper on exit)."""
+        self._stop_all_goals("shutting down")
+        self._free_runtime()
+        self._preview_stop.set()
+
+    @property
+    def is_active(self) -> bool:
+        return self.runtime is not None and self._state_machine.current_state[1] == "active"
+
+    # ============================================================== adapters
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        for param in params:
+            if param.name == "adapter":
+                ref = str(param.value)
+                if self.catalog is None:  # not configured yet: validated on configure
+                    continue
+                try:
+                    resolved = self.catalog.resolve(ref)
+                except AdapterRejected as exc:
+                    self.get_logger().warning(
+                        f"adapter {ref!r} rejected; keeping {self._active_ref or 'none'}: {exc}"
+                    )
+                    return SetParametersResult(successful=False, reason=str(exc))
+                self._active_ref, self._active_resolved = ref, resolved
+                self.get_logger().info(
+                    f"active adapter for the next goals: {resolved.adapter_id if resolved else 'none'}"
+                )
+            elif (
+                param.name in ("max_queued_goals", "preview_loops", "num_frames", "steps") and param.value < 0
+            ):
+                return SetParametersResult(successful=False, reason=f"{param.name} must be >= 0")
+            elif (
+                param.name in ("max_queued_goals", "preview_loops", "publish_side_by_side", "prompt")
+                and self.cfg
+            ):
+                self.cfg[param.name] = param.value  # take effect for the next goal
+        return SetParametersResult(successful=True)
+
+    def _apply_adapter(self, resolved: ResolvedAdapter | None) -> str:
+        """Make ``resolved`` the runtime's active adapter (loading it once); returns its adapter_id."""
+        if resolved is None:
+            self.runtime.set_active_adapter(None)
+            return ""
+        name = self._loaded_names.get(resolved.adapter_id)
+        if name is None:
+            name = f"a{len(self._loaded_names)}"
+            self.runtime.load_adapter(name, resolved.weights, adapter_id=resolved.adapter_id)
+            self._loaded_names[resolved.adapter_id] = name
+        self.runtime.set_active_adapter(name)
+        return resolved.adapter_id
+
+    def _on_list_adapters(
+        self, request: ListAdapters.Request, response: ListAdapters.Response
+    ) -> ListAdapters.Response:
+        active_id = self._active_resolved.adapter_id if self._active_resolved else ""
+        rows: dict[str, dict[str, Any]] = {}
+        try:
+            for row in self.catalog.listing(request.name_filter) if self.catalog else []:
+                rows[row["adapter_id"]] = row
+        except Exception as exc:
+            response.success, response.message = False, f"registry listing failed: {exc}"
+            return response
+        extra = [self._active_resolved] if self._active_resolved else []
+        for resolved in extra:
+            if resolved.adapter_id not in rows and request.name_filter in resolved.name:
+                rows[resolved.adapter_id] = {
+                    "name": resolved.name,
+                    "version": resolved.version,
+                    "adapter_id": resolved.adapter_id,
+                    "status": resolved.status,
+                    "adapter_type": resolved.adapter_type,
+                    "rank": resolved.rank,
+                    "base_fingerprint": resolved.base_fingerprint,
+                }
+        for adapter_id in self._loaded_names:
+            if adapter_id not in rows and request.name_filter in adapter_id:
+                rows[adapter_id] = {"name": adapter_id, "adapter_id": adapter_id, "status": "unregistered"}
+        response.adapters = [
+            AdapterInfo(
+                **{k: v for k, v in row.items()},
+                loaded=row["adapter_id"] in self._loaded_names,
+                active=row["adapter_id"] == active_id,
+            )
+            for row in rows.values()
+        ]
+        response.active_adapter = active_id
+        response.success = True
+        response.message = f"{len(response.adapters)} adapter(s)"
+        return response
+
+    # ============================================================== camera
+    def _on_camera(self, msg: Image | CompressedImage) -> None:
+        if self._camera is not None:
+            self._camera.push(
+                msg, stamp_to_seconds(msg.header.stamp), self.get_clock().now().nanoseconds / 1e9
+            )
+
+    # ============================================================== goals
+    def _on_cancel(self, handle: ServerGoalHandle) -> CancelResponse:
+        with self._admission:
+            for job in ([self._running] if self._running else []) + list(self._queue):
+                if job.handle.goal_id.uuid.tobytes() == handle.goal_id.uuid.tobytes():
+                    job.cancel.set()
+            self._admission.notify_all()
+        return CancelResponse.ACCEPT
+
+    def _admit(self, job: _Job) -> str | None:
+        """Wait for this job's turn; returns a reason when it cannot run."""
+        with self._admission:
+            if not self.is_active:
+                return f"the generation node is not active (state: {self._state_machine.current_state[1]})"
+            limit = int(self.cfg.get("max_queued_goals", 0))
+            if self._running is not None and len(self._queue) >= limit:
+                return (
+                    f"busy: a generation is running and {len(self._queue)} goal(s) wait "
+                    f"(max_queued_goals={limit}); try again later"
+                )
+            self._queue.append(job)
+            while self._running is not None or self._queue[0] is not job:
+                if job.cancel.is_set() or job.handle.is_cancel_requested:
+                    self._queue.remove(job)
+                    self._admission.notify_all()
+                    return "cancelled while queued"
+                self._admission.wait(0.1)
+            self._queue.popleft()
+            self._running = job
+            return None
+
+    def _execute(self, handle: ServerGoalHandle) -> PredictVideo.Result:
+        job = _Job(handle, threading.Event(), time.monotonic())
+        result = PredictVideo.Result()
+        self.stats["goals"] += 1
+        if self._running is not None and not handle.is_cancel_requested:
+            handle.publish_feedback(PredictVideo.Feedback(stage="queued", elapsed=0.0))
+        reason = self._admit(job)
+        result.queue_seconds = time.monotonic() - job.accepted_at
+        if reason is not None:
+            self.stats["rejected"] += 1
+            result.message = reason
+            self.get_logger().warning(f"goal refused: {reason}")
+            if handle.is_cancel_requested:
+                handle.canceled()
+            else:
+                handle.abort()
+            return result
+        try:
+            self._generate(job, result)
+            handle.succeed()
+            self.stats["succeeded"] += 1
+        except _Cancelled as exc:
+            result.message = str(exc)
+            handle.canceled()
+            self.stats["cancelled"] += 1
+        except Exception as exc:
+            result.success = False
+            result.message = str(exc) if isinstance(exc, GoalFailed) else f"{type(exc).__name__}: {exc}"
+            self.get_logger().error(f"goal failed: {result.message}")
+            handle.abort()
+            self.stats["failed"] += 1
+        finally:
+            result.total_seconds = time.monotonic() - job.accepted_at
+            self.last_message = result.message
+            with self._admission:
+                self._running = None
+                self._admission.notify_all()
+        return result
+
+    def _conditioning(self, goal: PredictVideo.Goal) -> tuple[list[np.ndarray], Header]:
+        msgs: list[Any] = list(goal.conditioning_frames)
+        if not msgs:
+            if self._camera is None:
+                raise GoalFailed(
+                    "the goal has no conditioning_frames and this node buffers no camera "
+                    "(set camera_topic, or send frames, e.g. through capture_node)"
+                )
+            try:
+                now = self.get_clock().now().nanoseconds / 1e9
+                msgs = [f.msg for f in self._camera.newest(1, now, float(self.cfg["max_frame_age"]))]
+            except FrameRefused as exc:
+                raise GoalFailed(str(exc)) from exc
+        frames = []
+        for i, msg in enumerate(msgs):
+            try:
+                frames.append(image_msg_to_rgb(msg))
+            except UnsupportedImage as exc:
+                raise GoalFailed(f"conditioning frame {i}: {exc}") from exc
+        return frames, msgs[-1].header
+
+    def _generate(self, job: _Job, result: PredictVideo.Result) -> None:
+        from cosmos_ros.model.runtime import PredictionCancelled
+
+        goal: PredictVideo.Goal = job.handle.request
+        cfg = self.cfg
+        prompt = (goal.prompt or cfg["prompt"]).strip()
+        if not prompt:
+            raise GoalFailed(
+                "empty prompt: the goal carries no prompt and the node has no default (parameter prompt)"
+            )
+        frames, header = self._conditioning(goal)
+        if goal.adapter:
+            try:
+                resolved = self.catalog.resolve(goal.adapter)
+            except AdapterRejected as exc:
+                raise GoalFailed(str(exc)) from exc
+        else:
+            resolved = self._active_resolved
+        result.adapter_id = self._apply_adapter(resolved)
+
+        marks: dict[str, float] = {}
+        total_steps = [0]
+
+        def on_step(event: ProgressEvent) -> None:
+            now = time.monotonic()
+            marks.setdefault(f"first_{event.stage}", now)
+            marks[f"last_{event.stage}"] = now
+            total_steps[0] = event.total
+            job.handle.publish_feedback(
+                PredictVideo.Feedback(
+                    stage=event.stage, step=event.step, total_steps=event.total, elapsed=now - job.accepted_at
+                )
+            )
+            if job.handle.is_cancel_requested:
+                job.cancel.set()
+
+        guidance = float(goal.guidance) if goal.guidance >= 0 else float(cfg["guidance"])
+        started = time.monotonic()
+        try:
+            prediction = self.runtime.predict(
+                frames,
+                prompt,
+                num_frames=goal.num_frames or cfg["num_frames"] or None,
+                preset=goal.preset or cfg["preset"],
+                steps=goal.steps or cfg["steps"] or None,
+                guidance=guidance if guidance >= 0 else None,
+                seed=int(goal.seed),
+                fit=cfg["fit"],
+                on_step=on_step,
+                cancel=job.cancel,
+            )
+        except PredictionCancelled as exc:
+            raise _Cancelled(f"cancelled: {exc}") from exc
+        except ValueError as exc:
+            raise GoalFailed(f"invalid request: {exc}") from exc
+        predicted = time.monotonic()
+        self._feedback(job, "save", total_steps[0])
+        path = (
+            Path(cfg["output_dir"])
+            / f"{time.strftime('%Y%m%d_%H%M%S')}_{job.handle.goal_id.uuid.tobytes().hex()[:8]}.mp4"
+        )
+        prediction.save(path)
+        timings = prediction.metadata.get("timings", {})
+        last_step = marks.get("last_denoise", predicted)
+        t, h, w = prediction.frames.shape[:3]
+        result.success = True
+        result.video_path = str(path)
+        result.base_fingerprint = str(prediction.metadata.get("base_fingerprint") or self.base_fingerprint)
+        result.frame_count, result.height, result.width = t, h, w
+        result.fps = float(prediction.fps)
+        result.encode_seconds = float(timings.get("encode_prompt_s", 0.0))
+        result.decode_seconds = predicted - last_step
+        result.denoise_seconds = max(0.0, predicted - started - result.encode_seconds - result.decode_seconds)
+        result.message = (
+            f"{t} frames {w}x{h} at {prediction.fps:g} fps, adapter {result.adapter_id or 'none'}"
+        )
+        self.last_latency = time.monotonic() - job.accepted_at
+        self.get_logger().info(f"predicted {result.message} in {self.last_latency:.2f} s -> {path}")
+        self._start_preview(
+            prediction.frames, frames, header, float(prediction.fps), len(goal.conditioning_frames) or 1
+        )
+
+    def _feedback(self, job: _Job, stage: str, total: int) -> None:
+        job.handle.publish_feedback(
+            PredictVideo.Feedback(
+                stage=stage, step=total, total_steps=total, elapsed=time.monotonic() - job.accepted_at
+            )
+        )
+
+    # ============================================================== preview
+    def _start_preview(
+        self, predicted: np.ndarray, inputs: list[np.ndarray], header: Header, fps: float, _n_cond: int
+    ) -> None:
+        loops = int(self.cfg["preview_loops"])
+        if loops <= 0 or self._preview_pub is None:
+            return
+        self._preview_stop.set()
+        if self._preview_thread is not None:
+            self._preview_thread.join()
+        self._preview_stop = threading.Event()
+        side = side_by_side(inputs, predicted) if self.cfg["publish_side_by_side"] else None
+        self._preview_thread = threading.Thread(
+            target=self._play_preview,
+            args=(predicted, side, header, fps, loops, self._preview_stop),
+            name="preview",
+            daemon=True,
+        )
+        self._preview_thread.start()
+
+    def _play_preview(
+        self,
+        predicted: np.ndarray,
+        side: np.ndarray | None,
+        header: Header,
+        fps: float,
+        loops: int,
+        stop: threading.Event,
+    ) -> None:
+        period = 1.0 / fps if fps > 0 else 0.0
+        pub, side_pub = self._preview_pub, self._side_pub
+        for _ in range(loops):
+            start = time.monotonic()
+            for i, frame in enumerate(predicted):
+                if stop.wait(max(0.0, start + i * period - time.monotonic())):
+                    return
+                frame_header = shifted_header(header, i * period)
+                try:
+                    pub.publish(rgb_to_image_msg(frame, frame_header))
+                    if side is not None and side_pub is not None:
+                        side_pub.publish(rgb_to_image_msg(side[i], frame_header))
+                except Exception:
+                    return
+
+    # ============================================================== diagnostics
+    def publish_diagnostics(self) -> None:
+        state = self._state_machine.current_state[1]
+        loaded = self.runtime is not None
+        status = DiagnosticStatus(
+            name=f"cosmos_ros: {self.get_fully_qualified_name()}",
+            hardware_id=str(self.cfg.get("device", "")),
+            level=DiagnosticStatus.OK if loaded else DiagnosticStatus.WARN,
+            message=("busy" if self._running else "ready") if loaded else f"model not loaded ({state})",
+        )
+        active = self._active_resolved.adapter_id if self._active_resolved else ""
+        values = {
+            "lifecycle_state": state,
+            "model_loaded": str(loaded).lower(),
+            "model_path": str(self.cfg.get("model_path", "")),
+            "active_adapter": active or "none",
+            "last_latency_s": f"{self.last_latency:.3f}",
+            "last_message": self.last_message,
+            "queued_goals": str(len(self._queue)),
+            **{f"goals_{k}": str(v) for k, v in self.stats.items()},
+            **gpu_memory(),
+        }
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        array = DiagnosticArray(status=[status])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diag_pub.publish(array)
+
+
+class _Cancelled(Exception):
+    pass
+
+
+def gpu_memory() -> dict[str, str]:
+    """Allocated / reserved / total GPU memory in MiB, or ``n/a`` without CUDA."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return {"gpu_memory_allocated_mib": "n/a", "gpu_memory_reserved_mib": "n/a"}
+    mib = 1024 * 1024
+    return {
+        "gpu_memory_allocated_mib": f"{torch.cuda.memory_allocated() / mib:.0f}",
+        "gpu_memory_reserved_mib": f"{torch.cuda.memory_reserved() / mib:.0f}",
+        "gpu_memory_total_mib": f"{torch.cuda.get_device_properties(0).total_memory / mib:.0f}",
+    }
+
+
+def side_by_side(inputs: list[np.ndarray], predicted: np.ndarray) -> np.ndarray:
+    """[T, H, 2W, 3]: the input (the conditioning frames, then the newest held) | the prediction."""
+    from cosmos_ros.media.frame_fit import fit_frame
+
+    t, h, w = predicted.shape[:3]
+    left = [fit_frame(f, h, w, "letterbox") for f in inputs]
+    left += [left[-1]] * max(0, t - len(left))
+    return np.concatenate([np.stack(left[:t]), predicted], axis=2)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    from cosmos_ros.nodes.spin import run_nodes
+
+    return run_nodes(lambda: [GenerationNode()], args=args if args is not None else sys.argv, num_threads=8)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
