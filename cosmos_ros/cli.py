@@ -16,7 +16,11 @@ from collections.abc import Sequence
 from cosmos_ros import __version__
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("cosmos_ros.bag_tools.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "cosmos_ros.bag_tools.cli",
+    "cosmos_ros.evaluation.cli",
+    "cosmos_ros.nodes.cli",
+)
 
 
 class CliError(Exception):
