@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--stride",
         type=int,
         default=S,
-        help=f"output frames between clip starts (default: {d['stride']}, i.e. no overlap)",
+        help="output frames between clip starts (default: --clip-frames, i.e. back to back)",
     )
     p.add_argument(
         "--resolution",

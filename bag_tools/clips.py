@@ -61,7 +61,10 @@ class ClipAssembler:
 
 
 class FrameDecoder:
-    """Decode + fit source frames, caching the few that overlapping windows share."""
+    """Decode + fit one camera's source frames, caching the few that overlapping windows share.
+
+    The cache is keyed by source stamp (unique per camera: the resampler drops repeats).
+    """
 
     def __init__(self, decode: Callable[[Any], np.ndarray], cache_size: int) -> None:
         self.decode = decode
@@ -72,7 +75,7 @@ class FrameDecoder:
     def frames(self, window: Window) -> np.ndarray:
         out = []
         for point in window.points:
-            key = id(point.item)
+            key = int(point.source_stamp_ns or 0)
             if key not in self.cache:
                 self.cache[key] = self.decode(point.item)
                 self.order.append(key)

@@ -68,7 +68,8 @@ class ConvertConfig:
     topics: list[str] = field(default_factory=list)
     fps: float = 16.0
     clip_frames: int = 93
-    stride: int = 93
+    #: Output frames between clip starts; None = clip_frames (back to back, no overlap).
+    stride: int | None = None
     height: int = 432
     width: int = 768
     fit: str = "crop"
@@ -97,7 +98,7 @@ class ConvertConfig:
         problems = []
         if self.fps <= 0:
             problems.append(f"fps must be > 0, got {self.fps}")
-        if self.stride < 1:
+        if self.stride is not None and self.stride < 1:
             problems.append(f"stride must be >= 1, got {self.stride}")
         if self.height < 2 or self.width < 2:
             problems.append(f"resolution must be at least 2x2, got {self.height}x{self.width}")
@@ -154,7 +155,8 @@ class _Episode:
         self.number = number
         period = 1e9 / config.fps
         self.resamplers = {t: NearestResampler(t0, period, config.tolerance_ns()) for t in topics}
-        self.assemblers = {t: ClipAssembler(config.clip_frames, config.stride) for t in topics}
+        stride = config.stride or config.clip_frames
+        self.assemblers = {t: ClipAssembler(config.clip_frames, stride) for t in topics}
 
 
 class _BagConverter:
@@ -214,7 +216,7 @@ class _BagConverter:
                     raise BagError(f"bag {self.bag}: {exc}") from exc
                 return fit_frame(rgb, cfg.height, cfg.width, cfg.fit)
 
-            self.decoder = FrameDecoder(decode, cache_size=2 * cfg.clip_frames * len(topics))
+            self.decoders = {t: FrameDecoder(decode, cache_size=2 * cfg.clip_frames) for t in topics}
             wanted = set(topics) | {t for t in (cfg.prompt_topic, cfg.marker_topic) if t}
             conns = [c for c in reader.connections if c.topic in wanted]
             episode: _Episode | None = None
@@ -320,7 +322,7 @@ class _BagConverter:
                 f"bag {self.bag}: clip {clip_id} has no prompt; give --prompt, --prompt-map or "
                 f"--prompt-topic, or pass --allow-empty-prompt"
             )
-        frames = self.decoder.frames(window)
+        frames = self.decoders[topic].frames(window)
         write_clip_files(self.out, clip_id, frames, cfg.fps, prompt)
         record = ClipRecord(
             clip_id=clip_id,
