@@ -1,0 +1,464 @@
+"""``cosmos-ros adapters``: register, list, show, diff, govern, move and check registered adapters."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cosmos_ros.cli import CliError
+
+_REGISTRY_HELP = (
+    "registry directory (default: $COSMOS_ROS_REGISTRY if set, else ~/.cache/cosmos_ros/registry)"
+)
+_BY_HELP = "who is acting, recorded in the audit log (default: $COSMOS_ROS_USER, else the login name)"
+_REF_HELP = "NAME, NAME@VERSION, NAME@latest or NAME@<status> (plain NAME: newest approved, else newest)"
+_STATUSES = ("draft", "candidate", "approved", "deprecated", "revoked")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    adapters = subparsers.add_parser(
+        "adapters",
+        help="adapter registry: versions, lineage, approval, export/import, integrity",
+        description=(
+            "The adapter registry: every registered adapter version is immutable (weights stored by "
+            "sha256), moves draft -> candidate -> approved -> deprecated | revoked, and every change "
+            "is kept in an append-only audit log."
+        ),
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--registry", metavar="DIR", help=_REGISTRY_HELP)
+    sub = adapters.add_subparsers(dest="adapters_command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str, handler: Callable[[argparse.Namespace], int], **kw: Any) -> Any:
+        parser = sub.add_parser(
+            name, help=help_text, description=kw.pop("description", help_text), parents=[common]
+        )
+        parser.set_defaults(func=_handle(handler))
+        return parser
+
+    p = add(
+        "register",
+        "copy an adapter folder (or .safetensors file) into the registry as the next version of NAME",
+        _register,
+        description=(
+            "Register the weights of an adapter folder (pytorch_lora_weights.safetensors + "
+            "adapter_metadata.json) or of a single .safetensors file as the next version of NAME. "
+            "Type, rank, targets, base fingerprint, dataset, training config, code version and metrics "
+            "come from adapter_metadata.json where present; the flags below supply or override them."
+        ),
+    )
+    p.add_argument("source", metavar="SOURCE", help="adapter folder or .safetensors file")
+    p.add_argument("name", metavar="NAME", help="embodiment/task name, e.g. ur5e.pick-place (no '/' or '..')")
+    p.add_argument("--created-by", help=_BY_HELP)
+    p.add_argument(
+        "--parent", metavar="REF", help="the registered adapter this one was fine-tuned from (default: none)"
+    )
+    p.add_argument("--tag", dest="tags", action="append", default=[], help="tag, repeatable (default: none)")
+    p.add_argument(
+        "--status", choices=("draft", "candidate"), default="draft", help="initial status (default: draft)"
+    )
+    p.add_argument("--note", help="free-text note (default: none)")
+    p.add_argument(
+        "--type", dest="adapter_type", choices=("lora", "dora"), help="adapter type (default: metadata)"
+    )
+    p.add_argument("--rank", type=int, help="adapter rank (default: metadata, else read from the weights)")
+    p.add_argument("--alpha", type=float, help="LoRA alpha (default: metadata)")
+    p.add_argument("--targets", help="comma-separated target modules (default: metadata, else the weights)")
+    p.add_argument("--base-fingerprint", help="fingerprint of the base model (default: metadata)")
+    p.add_argument("--dataset-manifest-sha256", help="sha256 of the dataset manifest (default: metadata)")
+    p.add_argument("--dataset-path", help="where the dataset lies (default: metadata)")
+    p.add_argument(
+        "--training-config", metavar="FILE", help="training config, JSON or YAML (default: metadata)"
+    )
+    p.add_argument("--code-version", help="code version that trained it (default: metadata)")
+    p.add_argument("--metrics", metavar="FILE", help="training metrics, JSON (default: metadata)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON (default: a summary)")
+
+    p = add("list", "a table of registered versions (filter by name, status, base model)", _list)
+    p.add_argument("--name", help="only this name (default: all)")
+    p.add_argument("--status", choices=_STATUSES, help="only this status (default: all)")
+    p.add_argument("--base", metavar="FINGERPRINT", help="only adapters for this base model (default: all)")
+    p.add_argument(
+        "--json", action="store_true", help="print JSON records instead of a table (default: table)"
+    )
+
+    p = add("show", "everything recorded about one version", _show)
+    p.add_argument("ref", metavar="REF", help=_REF_HELP)
+    p.add_argument("--json", action="store_true", help="print the record as JSON (default: readable)")
+
+    p = add("diff", "differences in fields, training config and metrics between two versions", _diff)
+    p.add_argument("ref_a", metavar="REF_A", help=_REF_HELP)
+    p.add_argument("ref_b", metavar="REF_B", help=_REF_HELP)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
+
+    for name, status, text in (
+        ("promote", "candidate", "draft -> candidate (ready for evaluation)"),
+        ("approve", "approved", "candidate -> approved; needs evaluation results unless --force-reason"),
+        ("deprecate", "deprecated", "approved -> deprecated (superseded; pinned nodes still load it)"),
+        ("revoke", "revoked", "-> revoked (final; nodes never load it again)"),
+    ):
+        p = add(name, text, _set_status)
+        p.set_defaults(new_status=status)
+        p.add_argument("ref", metavar="REF", help=_REF_HELP)
+        p.add_argument("--note", required=True, help="why (required)")
+        p.add_argument("--by", help=_BY_HELP)
+        if name == "approve":
+            p.add_argument(
+                "--force-reason",
+                help="approve without (passing) evaluation results; the reason is audited "
+                "(default: not forced)",
+            )
+
+    p = add(
+        "attach-eval", "attach evaluation results (a JSON object, e.g. metrics.json) to a version", _attach
+    )
+    p.add_argument("ref", metavar="REF", help=_REF_HELP)
+    p.add_argument(
+        "results",
+        metavar="RESULTS_JSON",
+        help="JSON file with the results; '\"passed\": false' blocks approval",
+    )
+    p.add_argument("--by", help=_BY_HELP)
+
+    p = add("export", "write one version (record + weights) into a bundle archive", _export)
+    p.add_argument("ref", metavar="REF", help=_REF_HELP)
+    p.add_argument("-o", "--output", required=True, help="bundle file to write (.tar)")
+
+    p = add("import", "add the version held by a bundle archive, unchanged", _import)
+    p.add_argument("bundle", metavar="BUNDLE", help="bundle file written by 'export'")
+    p.add_argument("--by", help=_BY_HELP)
+
+    p = add(
+        "verify", "re-hash every artifact; report damage, missing files, orphans, leftovers (exit 1)", _verify
+    )
+    p.add_argument("--json", action="store_true", help="print problems as JSON (default: table)")
+
+    p = add("gc", "remove orphan blobs and leftover temporary files", _gc)
+    p.add_argument(
+        "--min-age",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="spare files younger than this; they may belong to a registration in progress "
+        "(default: %(default)s)",
+    )
+
+    p = add("log", "the audit log, oldest first", _log)
+    p.add_argument(
+        "ref", metavar="NAME_OR_REF", nargs="?", help="only entries of this name or version (default: all)"
+    )
+    p.add_argument("--limit", type=int, help="only the last N entries (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
+
+
+# ---- plumbing -------------------------------------------------------------------------------------
+def _handle(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Open the registry and turn the registry's deliberate errors into clean CLI errors."""
+
+    @functools.wraps(handler)
+    def wrapped(args: argparse.Namespace) -> int:
+        from cosmos_ros.registry import InvalidNameError, RegistryError, open_registry
+
+        try:
+            with open_registry(args.registry) as registry:
+                args.registry_obj = registry
+                return handler(args)
+        except (RegistryError, InvalidNameError, FileNotFoundError) as exc:
+            raise CliError(str(exc)) from exc
+        except ValueError as exc:  # adapter_metadata.json problems name their file
+            raise CliError(str(exc)) from exc
+
+    return wrapped
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(highlight=False, soft_wrap=False)
+
+
+def _table(title: str | None, columns: list[str]) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def _short(value: str | None, keep: int = 12) -> str:
+    if not value:
+        return "-"
+    return value if len(value) <= keep + 3 else value[:keep] + "…"
+
+
+def _load_mapping(path: str, what: str) -> dict[str, Any]:
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read {what} file {file}: {exc}") from exc
+    try:
+        if file.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:
+        raise CliError(
+            f"{file}: not valid {'YAML' if file.suffix in ('.yaml', '.yml') else 'JSON'} ({exc})"
+        ) from exc
+    if not isinstance(data, dict):
+        raise CliError(f"{file}: {what} must be a mapping (JSON object), got {type(data).__name__}")
+    return data
+
+
+# ---- handlers -------------------------------------------------------------------------------------
+def _register(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {
+        "adapter_type": args.adapter_type,
+        "rank": args.rank,
+        "alpha": args.alpha,
+        "target_modules": [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None,
+        "base_fingerprint": args.base_fingerprint,
+        "dataset_manifest_sha256": args.dataset_manifest_sha256,
+        "dataset_path": args.dataset_path,
+        "code_version": args.code_version,
+        "training_config": _load_mapping(args.training_config, "training config")
+        if args.training_config
+        else None,
+        "metrics": _load_mapping(args.metrics, "metrics") if args.metrics else None,
+    }
+    record = args.registry_obj.register(
+        args.source,
+        args.name,
+        created_by=args.created_by,
+        parent=args.parent,
+        tags=args.tags,
+        status=args.status,
+        note=args.note,
+        overrides={k: v for k, v in overrides.items() if v is not None},
+    )
+    if args.json:
+        _print_json(record.to_dict())
+    else:
+        _console().print(
+            f"registered [bold]{record.adapter_id}[/bold] ({record.status}), "
+            f"artifact sha256 {record.artifact_sha256}"
+        )
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    records = args.registry_obj.list(name=args.name, status=args.status, base=args.base)
+    if args.json:
+        _print_json([record.to_dict() for record in records])
+        return 0
+    if not records:
+        _console().print(f"no adapters registered in {args.registry_obj.location} match")
+        return 0
+    table = _table(
+        f"adapters in {args.registry_obj.location}",
+        ["adapter", "status", "type", "rank", "base", "eval", "created", "by", "parent", "sha256"],
+    )
+    for record in records:
+        latest = record.latest_evaluation
+        passed = (
+            "-" if latest is None else {True: "pass", False: "FAIL"}.get(latest.results.get("passed"), "yes")
+        )
+        table.add_row(
+            record.adapter_id,
+            _status_style(record.status),
+            record.adapter_type or "-",
+            str(record.rank) if record.rank is not None else "-",
+            _short(record.base_fingerprint, 14),
+            passed,
+            record.created_at[:19].replace("T", " "),
+            record.created_by,
+            record.parent or "-",
+            record.artifact_sha256[:12],
+        )
+    _console().print(table)
+    return 0
+
+
+def _status_style(status: str) -> str:
+    style = {"approved": "green", "candidate": "cyan", "deprecated": "yellow", "revoked": "red"}.get(status)
+    return f"[{style}]{status}[/{style}]" if style else status
+
+
+def _show(args: argparse.Namespace) -> int:
+    record = args.registry_obj.get(args.ref)
+    if args.json:
+        _print_json(record.to_dict())
+        return 0
+    table = _table(record.adapter_id, ["field", "value"])
+    data = record.to_dict()
+    for key in (
+        "status",
+        "artifact_sha256",
+        "artifact_size",
+        "adapter_type",
+        "rank",
+        "alpha",
+        "target_modules",
+        "tensor_count",
+        "base_fingerprint",
+        "dataset_manifest_sha256",
+        "dataset_path",
+        "code_version",
+        "parent",
+        "tags",
+        "created_by",
+        "created_at",
+        "note",
+        "training_config",
+        "metrics",
+    ):
+        value = data[key]
+        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+        table.add_row(key, _status_style(text) if key == "status" else text)
+    table.add_row("weights", str(args.registry_obj.artifact_path(record)))
+    console = _console()
+    console.print(table)
+    history = _table("status history", ["at", "from", "to", "by", "note", "forced because"])
+    for change in record.history:
+        history.add_row(
+            change.at,
+            change.from_status or "-",
+            change.to_status,
+            change.by,
+            change.note or "-",
+            change.force_reason or "-",
+        )
+    console.print(history)
+    if record.evaluations:
+        evals = _table("evaluations", ["at", "by", "results"])
+        for entry in record.evaluations:
+            evals.add_row(entry.at, entry.by, json.dumps(entry.results, sort_keys=True))
+        console.print(evals)
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    registry = args.registry_obj
+    a, b = registry.get(args.ref_a), registry.get(args.ref_b)
+    changes = registry.diff(a.adapter_id, b.adapter_id)
+    if args.json:
+        _print_json([{"key": key, a.adapter_id: va, b.adapter_id: vb} for key, va, vb in changes])
+        return 0
+    if not changes:
+        _console().print(f"{a.adapter_id} and {b.adapter_id} do not differ")
+        return 0
+    table = _table(f"{a.adapter_id} vs {b.adapter_id}", ["key", a.adapter_id, b.adapter_id])
+    for key, va, vb in changes:
+        table.add_row(key, _cell(va), _cell(vb))
+    _console().print(table)
+    return 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _set_status(args: argparse.Namespace) -> int:
+    record = args.registry_obj.set_status(
+        args.ref,
+        args.new_status,
+        by=args.by,
+        note=args.note,
+        force_reason=getattr(args, "force_reason", None),
+    )
+    forced = " (forced: audited)" if getattr(args, "force_reason", None) else ""
+    _console().print(f"{record.adapter_id} is now {_status_style(record.status)}{forced}")
+    return 0
+
+
+def _attach(args: argparse.Namespace) -> int:
+    results = _load_mapping(args.results, "evaluation results")
+    record = args.registry_obj.attach_evaluation(args.ref, results, by=args.by)
+    _console().print(
+        f"attached evaluation results to {record.adapter_id} ({len(record.evaluations)} in total)"
+    )
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    out = args.registry_obj.export_bundle(args.ref, args.output)
+    record = args.registry_obj.get(args.ref)
+    _console().print(f"exported {record.adapter_id} to {out} ({out.stat().st_size} bytes)")
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    record = args.registry_obj.import_bundle(args.bundle, by=args.by)
+    _console().print(
+        f"imported {record.adapter_id} ({record.status}), artifact sha256 {record.artifact_sha256}"
+    )
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from cosmos_ros.progress import TqdmProgress
+
+    bar = TqdmProgress(unit="artifact", disable=args.json or None, file=sys.stderr)
+    try:
+        problems = args.registry_obj.verify(progress=bar)
+    finally:
+        bar.close()
+    if args.json:
+        _print_json([{"kind": p.kind, "subject": p.subject, "message": p.message} for p in problems])
+    elif problems:
+        table = _table(
+            f"{len(problems)} problem(s) in {args.registry_obj.location}", ["kind", "subject", "message"]
+        )
+        for problem in problems:
+            table.add_row(f"[red]{problem.kind}[/red]", problem.subject, problem.message)
+        _console().print(table)
+    else:
+        _console().print(
+            f"[green]ok[/green]: every artifact in {args.registry_obj.location} matches its record"
+        )
+    return 1 if problems else 0
+
+
+def _gc(args: argparse.Namespace) -> int:
+    removed = args.registry_obj.gc(min_age_s=args.min_age)
+    console = _console()
+    for path in removed:
+        console.print(f"removed {path}")
+    console.print(f"{len(removed)} file(s) removed")
+    return 0
+
+
+def _log(args: argparse.Namespace) -> int:
+    entries = args.registry_obj.audit_log(args.ref, limit=args.limit)
+    if args.json:
+        _print_json([entry.__dict__ for entry in entries])
+        return 0
+    table = _table("audit log", ["#", "at", "actor", "action", "adapter", "details"])
+    for entry in entries:
+        details = {k: v for k, v in entry.details.items() if v not in (None, False, [], {})}
+        table.add_row(
+            str(entry.seq),
+            entry.at[:23].replace("T", " "),
+            entry.actor,
+            entry.action,
+            entry.adapter_id or "-",
+            json.dumps(details, sort_keys=True),
+        )
+    _console().print(table)
+    return 0
