@@ -61,6 +61,9 @@ setup(
     entry_points={
         "console_scripts": [
             "cosmos-ros = cosmos_ros.cli:main",
+            "generation_node = cosmos_ros.nodes.generation_node:main",
+            "capture_node = cosmos_ros.nodes.capture_node:main",
+            "bag_player = cosmos_ros.nodes.bag_player:main",
         ],
     },
 )

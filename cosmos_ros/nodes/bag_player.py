@@ -108,8 +108,9 @@ class BagPlayer(Node):
     def play(self) -> int:
         """Publish until the end of the bag (or forever with ``loop``); returns messages published."""
         self._wait_for_subscribers()
+        looping = " looping" if self.loop else ""
         self.get_logger().info(
-            f"playing {self.bag} ({', '.join(self._publishers)}) at x{self.rate:g}{' looping' if self.loop else ''}"
+            f"playing {self.bag} ({', '.join(self._publishers)}) at x{self.rate:g}{looping}"
         )
         while rclpy.ok():
             start_wall = time.monotonic()

@@ -118,9 +118,7 @@ class CaptureNode(Node):
         self.create_service(Trigger, "~/trigger", self._on_trigger, callback_group=self._request_group)
         if p["period"] > 0:
             self.create_timer(p["period"], self._on_timer, callback_group=self._request_group)
-        self.get_logger().info(
-            f"capturing {', '.join(self.buffers)} -> {self._generator._action_name}"
-        )
+        self.get_logger().info(f"capturing {', '.join(self.buffers)} -> {self._generator._action_name}")
 
     # ----------------------------------------------------------------- frames
     def _on_frame(self, topic: str, msg: Image | CompressedImage) -> None:

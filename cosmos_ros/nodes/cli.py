@@ -1,0 +1,91 @@
+"""``cosmos-ros bringup`` and ``cosmos-ros node ...``: the nodes without ``ros2 launch``/``ros2 run``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+NODE_MODULES = {
+    "generation": "cosmos_ros.nodes.generation_node",
+    "capture": "cosmos_ros.nodes.capture_node",
+    "bag-player": "cosmos_ros.nodes.bag_player",
+}
+
+
+def register(subparsers: Any) -> None:
+    bring = subparsers.add_parser(
+        "bringup",
+        help="run the generation and capture nodes in one process (no 'launch' needed)",
+        description=(
+            "Run generation_node and capture_node in one process on a multi-threaded executor, with "
+            "the package's config/generation_node.yaml and config/capture_node.yaml as defaults. "
+            "Same as 'ros2 launch cosmos_ros cosmos_ros.launch.py' without RViz."
+        ),
+        epilog="Example: cosmos-ros bringup --params my_robot.yaml --model-path ~/models/cosmos2.5",
+    )
+    bring.add_argument(
+        "--params",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="ROS 2 parameter YAML (sections /**/generation_node, /**/capture_node); repeatable, later "
+        "files win; applied over the package defaults (default: only the package defaults)",
+    )
+    bring.add_argument(
+        "--model-path", default="", help="generation_node model_path (default: from the params)"
+    )
+    bring.add_argument(
+        "--camera-topic", default="", help="capture_node camera topic (default: from the params/embodiment)"
+    )
+    bring.add_argument(
+        "--embodiment",
+        default="",
+        help="embodiment file, or a name from config/embodiments/ (default: none)",
+    )
+    bring.add_argument("--namespace", default="", help="namespace of both nodes (default: none)")
+    bring.add_argument(
+        "--no-capture", action="store_true", help="run the generation node only (default: run both)"
+    )
+    bring.set_defaults(func=_bringup)
+
+    node = subparsers.add_parser(
+        "node",
+        help="run one ROS 2 node (like 'ros2 run cosmos_ros ...')",
+        description="Run one node; the remaining arguments go to it (e.g. --ros-args -p model_path:=DIR).",
+    )
+    node.add_argument("name", choices=sorted(NODE_MODULES), help="which node")
+    node.add_argument(
+        "args", nargs=argparse.REMAINDER, help="arguments for the node (ROS arguments included)"
+    )
+    node.set_defaults(func=_node)
+
+
+def _bringup(args: argparse.Namespace) -> int:
+    from cosmos_ros.cli import CliError
+    from cosmos_ros.nodes.bringup import bringup, resolve_embodiment
+
+    generation: dict[str, Any] = {}
+    capture: dict[str, Any] = {}
+    if args.model_path:
+        generation["model_path"] = args.model_path
+    if args.camera_topic:
+        capture["camera_topics"] = [args.camera_topic]
+    try:
+        if args.embodiment:
+            capture["embodiment_file"] = resolve_embodiment(args.embodiment)
+        return bringup(
+            args.params,
+            namespace=args.namespace,
+            generation=generation,
+            capture=capture,
+            with_capture=not args.no_capture,
+        )
+    except (FileNotFoundError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+
+
+def _node(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(NODE_MODULES[args.name])
+    return int(module.main([args.name, *args.args]) or 0)

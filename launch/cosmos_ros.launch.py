@@ -1,0 +1,90 @@
+"""Generation + capture nodes beside a robot (optionally RViz showing the prediction).
+
+    ros2 launch cosmos_ros cosmos_ros.launch.py model_path:=~/models/cosmos-predict2.5-2b \
+        embodiment:=example_arm camera_topic:=/wrist_camera/image_raw namespace:=arm use_rviz:=true
+
+Arguments: params_file (a ROS 2 params YAML applied over config/generation_node.yaml and
+config/capture_node.yaml), embodiment (file or name in config/embodiments/), camera_topic,
+model_path, namespace, use_rviz. Without ``launch`` installed: ``cosmos-ros bringup``.
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+PACKAGE = "cosmos_ros"
+
+
+def _nodes(context, *args, **kwargs):
+    share = get_package_share_directory(PACKAGE)
+    value = lambda name: context.launch_configurations[name]  # noqa: E731
+    gen_params = [os.path.join(share, "config", "generation_node.yaml")]
+    cap_params = [os.path.join(share, "config", "capture_node.yaml")]
+    if value("params_file"):
+        gen_params.append(value("params_file"))
+        cap_params.append(value("params_file"))
+    gen_overrides, cap_overrides = {}, {}
+    if value("model_path"):
+        gen_overrides["model_path"] = os.path.expanduser(value("model_path"))
+    if value("camera_topic"):
+        cap_overrides["camera_topics"] = [value("camera_topic")]
+    embodiment = value("embodiment")
+    if embodiment:
+        if not os.path.isfile(embodiment):
+            embodiment = os.path.join(share, "config", "embodiments", embodiment + ".yaml")
+        cap_overrides["embodiment_file"] = embodiment
+    namespace = value("namespace")
+    nodes = [
+        Node(
+            package=PACKAGE,
+            executable="generation_node",
+            name="generation_node",
+            namespace=namespace,
+            parameters=[*gen_params, gen_overrides],
+            output="screen",
+        ),
+        Node(
+            package=PACKAGE,
+            executable="capture_node",
+            name="capture_node",
+            namespace=namespace,
+            parameters=[*cap_params, cap_overrides],
+            output="screen",
+        ),
+    ]
+    if value("use_rviz").lower() in ("true", "1", "yes"):
+        nodes.append(
+            Node(
+                package="rviz2",
+                executable="rviz2",
+                name="rviz2",
+                namespace=namespace,
+                arguments=["-d", os.path.join(share, "rviz", "preview.rviz")],
+                output="screen",
+            )
+        )
+    return nodes
+
+
+def generate_launch_description():
+    return LaunchDescription(
+        [
+            DeclareLaunchArgument(
+                "params_file", default_value="", description="params YAML over the defaults"
+            ),
+            DeclareLaunchArgument("embodiment", default_value="", description="embodiment file or name"),
+            DeclareLaunchArgument("camera_topic", default_value="", description="camera topic to capture"),
+            DeclareLaunchArgument(
+                "model_path", default_value="", description="Cosmos-Predict2.5 diffusers folder"
+            ),
+            DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes"),
+            DeclareLaunchArgument(
+                "use_rviz", default_value="false", description="start RViz with the preview"
+            ),
+            OpaqueFunction(function=_nodes),
+        ]
+    )
