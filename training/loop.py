@@ -1,0 +1,471 @@
+"""The training loop: frozen bf16 base, fp32 adapter, cached inputs, exact resume, data parallel.
+
+Data parallel runs use ``torch.distributed`` directly (NCCL on GPUs, gloo on CPUs) with the
+environment ``torchrun`` and ``accelerate launch`` both set (``WORLD_SIZE``, ``RANK``,
+``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``). Gradients of the adapter (the only trainable
+tensors, ~46 M for the recipe) are averaged with one flat all-reduce per optimizer step, which
+leaves the transformer unwrapped, so per-block compilation and checkpointing stay simple.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.util
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cosmos_ros.progress import ProgressCallback, Stopwatch
+
+from .adapters import attach_adapter, load_trainable_state, trainable_state
+from .checkpoints import find_resume_point, load_adapter_tensors, load_checkpoint, save_checkpoint
+from .config import TrainConfig, save_config
+from .data import CachedLatents, SampleOrder, load_clips
+from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
+
+log = logging.getLogger(__name__)
+
+#: aten ops whose outputs "save_attention" checkpointing keeps (recomputing attention is 2/3 of a forward).
+_ATTENTION_OPS = (
+    "_scaled_dot_product_flash_attention",
+    "_scaled_dot_product_cudnn_attention",
+    "_scaled_dot_product_efficient_attention",
+    "_flash_attention_forward",
+    "_efficient_attention_forward",
+)
+
+
+@dataclass
+class TrainResult:
+    """What a run did (also what the tests check)."""
+
+    adapter_dir: Path | None
+    losses: list[float]
+    steps_done: int
+    probe_loss_start: float
+    probe_loss_end: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DistInfo:
+    world: int
+    rank: int
+    local_rank: int
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_kind: str) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        return DistInfo(world, dist.get_rank(), int(os.environ.get("LOCAL_RANK", dist.get_rank())))
+    return DistInfo(1, 0, 0)
+
+
+def pick_device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        return torch.device("cpu")
+    device = torch.device(cfg.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"config device={cfg.device!r} but no CUDA device is available; use device=cpu")
+    return device
+
+
+# ---------------------------------------------------------------------------------------- model speed-ups
+def _attention_policy(ctx: Any, op: Any, *args: Any, **kwargs: Any) -> Any:
+    from torch.utils.checkpoint import CheckpointPolicy
+
+    name = getattr(op, "__name__", str(op)).split(".")[0]
+    if name in _ATTENTION_OPS:
+        return CheckpointPolicy.MUST_SAVE
+    return CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def prepare_blocks(transformer: torch.nn.Module, mode: str, skip_last: int, compile_blocks: bool) -> None:
+    """Per-block activation checkpointing (full or keeping attention outputs) and compilation.
+
+    Done by replacing each block's ``forward`` on the instance, so module names (and so the
+    adapter's state-dict keys) stay those of the stock model.
+    """
+    from torch.utils.checkpoint import checkpoint, create_selective_checkpoint_contexts
+
+    blocks = list(transformer.transformer_blocks)
+    for index, block in enumerate(blocks):
+        inner = block.forward
+        use_ckpt = mode != "none" and index < len(blocks) - skip_last
+        if use_ckpt:
+            context_fn = (
+                functools.partial(create_selective_checkpoint_contexts, _attention_policy)
+                if mode == "save_attention"
+                else None
+            )
+
+            def forward(*args: Any, _inner: Any = inner, _ctx: Any = context_fn, **kwargs: Any) -> Any:
+                if not torch.is_grad_enabled():
+                    return _inner(*args, **kwargs)
+                extra = {"context_fn": _ctx} if _ctx is not None else {}
+                return checkpoint(_inner, *args, use_reentrant=False, **extra, **kwargs)
+
+            block.forward = forward
+        if compile_blocks:
+            block.forward = torch.compile(block.forward, dynamic=False)
+
+
+def make_optimizer(
+    params: list[torch.nn.Parameter], cfg: TrainConfig, device: torch.device
+) -> torch.optim.AdamW:
+    fused = bool(cfg.fused_optimizer and device.type == "cuda")
+    return torch.optim.AdamW(
+        params,
+        lr=cfg.learning_rate,
+        betas=(cfg.adam_beta1, cfg.adam_beta2),
+        eps=cfg.adam_eps,
+        weight_decay=cfg.weight_decay,
+        fused=fused,
+        foreach=None if fused else True,
+    )
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int) -> Any:
+    from diffusers.optimization import get_scheduler
+
+    return get_scheduler(
+        cfg.lr_schedule, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=total_steps
+    )
+
+
+def _allreduce_mean(tensors: list[torch.Tensor], world: int) -> None:
+    import torch.distributed as dist
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    flat = _flatten_dense_tensors(tensors)
+    dist.all_reduce(flat)
+    flat /= world
+    for dst, src in zip(tensors, _unflatten_dense_tensors(flat, tensors), strict=True):
+        dst.copy_(src)
+
+
+# ---------------------------------------------------------------------------------------- the run
+def train(
+    cfg: TrainConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop_after_steps: int | None = None,
+) -> TrainResult:
+    """Train an adapter as ``cfg`` says; return the losses and the adapter folder.
+
+    ``stop_after_steps`` ends the run early after writing a checkpoint (an interruption that a
+    later call with ``resume=auto`` continues from); no adapter folder is written then.
+    """
+    from cosmos_ros.model import loading
+    from cosmos_ros.model.fingerprint import model_fingerprint
+
+    from .precompute import PreprocessParams, default_cache_dir, precompute
+
+    started_at = datetime.now(timezone.utc).isoformat()
+    if not cfg.base_model:
+        raise ValueError("config field base_model is empty; set it to a local Cosmos-Predict2.5-2B directory")
+    if not cfg.dataset:
+        raise ValueError("config field dataset is empty; set it to a dataset folder")
+    device = pick_device(cfg)
+    dist_info = setup_distributed(device.type)
+    mixed = cfg.mixed_precision == "bf16"
+    dtype = torch.bfloat16 if mixed else torch.float32
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cuda.matmul.allow_tf32 = cfg.tf32
+        torch.backends.cudnn.allow_tf32 = cfg.tf32
+
+    def autocast() -> Any:
+        if not mixed:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+
+    output_dir = Path(cfg.output_dir)
+    split = load_clips(cfg.dataset, cfg.num_frames, cfg.validation_clips)
+    layout = loading.validate_model_dir(cfg.base_model)
+    fingerprint = model_fingerprint(cfg.base_model)
+    transformer = loading.load_transformer(layout, dtype)
+    if any(t.startswith("crossattn_proj") for t in cfg.target_modules):
+        raise ValueError(
+            "target_modules may not include crossattn_proj: its output is precomputed and cached"
+        )
+
+    # ---- precompute (main process first; the others then find everything cached)
+    params = PreprocessParams(
+        base_fingerprint=fingerprint, height=cfg.height, width=cfg.width, num_frames=cfg.num_frames,
+        frame_fit=cfg.frame_fit, prompt_prefix=cfg.prompt_prefix, max_sequence_length=cfg.max_sequence_length,
+        compute_dtype=str(dtype).removeprefix("torch."),
+    )  # fmt: skip
+    cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
+    result_cache = None
+    for turn in (True, False):
+        if dist_info.main == turn:
+            result_cache = precompute(
+                cfg.base_model, params, cache_dir, split.train, split.val, projection=transformer.crossattn_proj,
+                device=device, dtype=dtype, progress=progress if dist_info.main else None,
+            )  # fmt: skip
+        if dist_info.world > 1:
+            torch.distributed.barrier()
+    assert result_cache is not None
+    train_data = CachedLatents(result_cache.train_files, result_cache.empty_text_file)
+    val_data = CachedLatents(result_cache.val_files, result_cache.empty_text_file)
+
+    # ---- model: frozen base, adapter, cached text bypasses the projection
+    torch.manual_seed(cfg.seed)
+    trainable = attach_adapter(transformer, cfg.adapter_type, cfg.rank, cfg.alpha, cfg.target_modules)
+    transformer.crossattn_proj = torch.nn.Identity()
+    transformer.to(device)
+    if cfg.attention_backend:
+        transformer.set_attention_backend(cfg.attention_backend)
+    prepare_blocks(transformer, cfg.gradient_checkpointing, cfg.checkpoint_skip_blocks, cfg.compile_blocks)
+    transformer.train()
+
+    # ---- schedule
+    global_batch = cfg.batch_size * dist_info.world * cfg.gradient_accumulation
+    order = SampleOrder(len(train_data), global_batch, cfg.seed)
+    total_steps = cfg.max_steps if cfg.max_steps is not None else int(cfg.epochs) * order.steps_per_epoch
+    optimizer = make_optimizer(trainable, cfg, device)
+    scheduler = make_scheduler(optimizer, cfg, total_steps)
+
+    # ---- resume
+    start_step = 0
+    losses: list[float] = []
+    resume_from = find_resume_point(output_dir, cfg.resume)
+    if resume_from is not None:
+        load_trainable_state(transformer, load_adapter_tensors(resume_from), str(resume_from))
+        ckpt = load_checkpoint(resume_from, optimizer, scheduler)
+        start_step = ckpt.step
+        losses = list(ckpt.info.get("losses", []))
+        log.info("resumed from %s at step %d", resume_from, start_step)
+    if dist_info.main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, output_dir / "config.yaml")
+
+    writer = None
+    if dist_info.main:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(output_dir / "logs"))
+
+    from .validation import fixed_draw_loss
+
+    probe_items = [train_data[i] for i in range(min(8, len(train_data)))]
+
+    def probe() -> float:
+        transformer.eval()
+        value = fixed_draw_loss(transformer, probe_items, cfg, stream="probe", draws_per_clip=2,
+                                device=device, dtype=dtype, autocast=autocast)  # fmt: skip
+        transformer.train()
+        return value
+
+    probe_start = probe()
+    validator = _Validator(cfg, layout, val_data, split.val, device, dtype, autocast) if split.val else None
+
+    # ---- loop
+    end_step = total_steps if stop_after_steps is None else min(total_steps, stop_after_steps)
+    watch = Stopwatch(progress, "train", total_steps)
+    val_metrics: dict[str, float] = {}
+    step_times: list[float] = []
+    for step in range(start_step, end_step):
+        t0 = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        for micro in range(cfg.gradient_accumulation):
+            positions = [
+                (micro * dist_info.world + dist_info.rank) * cfg.batch_size + i for i in range(cfg.batch_size)
+            ]
+            batch = _make_batch(cfg, order, train_data, step, positions, device, dtype)
+            with autocast():
+                pred = predict_velocity(transformer, batch.inputs, batch.text)
+            sample_losses = per_sample_loss(pred, batch.inputs)
+            (sample_losses.mean() / cfg.gradient_accumulation).backward()
+            loss_sum += sample_losses.detach().double().sum()
+        grads = [p.grad for p in trainable if p.grad is not None]
+        if dist_info.world > 1:
+            _allreduce_mean(grads, dist_info.world)
+            torch.distributed.all_reduce(loss_sum)
+        grad_norm = (
+            float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
+            if cfg.max_grad_norm > 0
+            else 0.0
+        )
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = float(loss_sum) / global_batch
+        losses.append(loss)
+        done = step + 1
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        step_times.append(time.perf_counter() - t0)
+        lr = scheduler.get_last_lr()[0]
+        watch.report(done, loss=loss, step_s=step_times[-1], lr=lr)
+        if writer is not None and (done % cfg.log_every == 0 or done == end_step):
+            writer.add_scalar("train/loss", loss, done)
+            writer.add_scalar("train/lr", lr, done)
+            writer.add_scalar("train/grad_norm", grad_norm, done)
+            writer.add_scalar("train/step_seconds", step_times[-1], done)
+        if (
+            validator is not None
+            and cfg.validation_every
+            and done % cfg.validation_every == 0
+            and done < end_step
+        ):
+            val_metrics = validator.run(transformer, done, writer, output_dir)
+        if done % cfg.checkpoint_every == 0 or done == end_step:
+            if dist_info.main:
+                epoch, within = divmod(done, order.steps_per_epoch)
+                save_checkpoint(
+                    output_dir, done, trainable_state(transformer), optimizer, scheduler,
+                    {"epoch": epoch, "step_in_epoch": within, "losses": losses, "base_fingerprint": fingerprint},
+                    cfg.keep_checkpoints,
+                )  # fmt: skip
+            if dist_info.world > 1:
+                torch.distributed.barrier()
+
+    steps_done = max(end_step, start_step)
+    probe_end = probe()
+    if stop_after_steps is not None and steps_done < total_steps:
+        if writer is not None:
+            writer.close()
+        return TrainResult(None, losses, steps_done, probe_start, probe_end)
+
+    if validator is not None:
+        val_metrics = validator.run(transformer, steps_done, writer, output_dir)
+    metrics: dict[str, Any] = {
+        "steps": steps_done,
+        "final_loss": float(sum(losses[-10:]) / max(1, len(losses[-10:]))) if losses else math.nan,
+        "probe_loss_start": probe_start,
+        "probe_loss_end": probe_end,
+        "median_step_seconds": float(sorted(step_times)[len(step_times) // 2]) if step_times else math.nan,
+        "train_clips": len(train_data),
+        "world_size": dist_info.world,
+        **val_metrics,
+    }
+    adapter_dir = None
+    if dist_info.main:
+        adapter_dir = _write_output(cfg, transformer, fingerprint, split, metrics, started_at, output_dir)
+    if writer is not None:
+        writer.close()
+    if dist_info.world > 1:
+        torch.distributed.barrier()
+    return TrainResult(adapter_dir, losses, steps_done, probe_start, probe_end, metrics)
+
+
+@dataclass
+class _Batch:
+    inputs: Any
+    text: torch.Tensor
+
+
+def _make_batch(
+    cfg: TrainConfig,
+    order: SampleOrder,
+    data: CachedLatents,
+    step: int,
+    positions: list[int],
+    device: torch.device,
+    dtype: torch.dtype,
+) -> _Batch:
+    cleans, noises, sigmas, conds, texts = [], [], [], [], []
+    for pos in positions:
+        item = data[order.clip_index(step, pos)]
+        gen = sample_generator(cfg.seed, order.sample_key(step, pos))
+        draw = draw_sample(gen, tuple(item["latents"].shape), mean=cfg.logit_normal_mean,
+                           std=cfg.logit_normal_std, shift=cfg.sigma_shift,
+                           cond_frame_probs=cfg.cond_frame_probs, prompt_dropout=cfg.prompt_dropout)  # fmt: skip
+        cleans.append(item["latents"])
+        noises.append(draw.noise)
+        sigmas.append(draw.sigma)
+        conds.append(draw.num_cond_frames)
+        texts.append(data.empty_text if draw.drop_prompt else item["text"])
+    inputs = build_inputs(
+        torch.stack(cleans).to(device), torch.stack(noises).to(device),
+        torch.tensor(sigmas, device=device), torch.tensor(conds), cfg.cond_timestep, dtype,
+    )  # fmt: skip
+    return _Batch(inputs, torch.stack(texts).to(device, dtype))
+
+
+class _Validator:
+    """Holds the VAE (on the CPU between validations), scheduler and real validation frames."""
+
+    def __init__(self, cfg: TrainConfig, layout: Any, data: CachedLatents, clips: list[Any], device: torch.device,
+                 dtype: torch.dtype, autocast: Any) -> None:  # fmt: skip
+        from cosmos_ros.model import loading
+
+        from .precompute import PreprocessParams, load_clip_frames
+
+        self.cfg, self.device, self.dtype, self.autocast = cfg, device, dtype, autocast
+        self.vae = loading.load_vae(layout, dtype)
+        self.scheduler = loading.load_scheduler(layout)
+        params = PreprocessParams("", cfg.height, cfg.width, cfg.num_frames, cfg.frame_fit, "", 0, "")
+        self.items = [data[i] for i in range(len(data))]
+        self.real = [load_clip_frames(c, params) for c in clips]
+        self.ids = [c.clip_id for c in clips]
+
+    def run(self, transformer: torch.nn.Module, step: int, writer: Any, output_dir: Path) -> dict[str, float]:
+        from cosmos_ros.media.video import write_video
+
+        from .validation import run_validation
+
+        result = run_validation(transformer, self.vae, self.scheduler, self.items, self.real, self.ids, self.cfg,
+                                device=self.device, dtype=self.dtype, autocast=self.autocast)  # fmt: skip
+        if writer is not None:
+            writer.add_scalar("val/loss", result.loss, step)
+            writer.add_scalar("val/psnr", result.psnr, step)
+            writer.add_scalar("val/ssim", result.ssim, step)
+            for clip_id, video in result.videos.items():
+                # [T, H, W, 3] -> [1, T, 3, H, W]; real | predicted side by side.
+                clip = torch.from_numpy(video).permute(0, 3, 1, 2).unsqueeze(0)
+                if importlib.util.find_spec("moviepy") is not None:  # TensorBoard's add_video needs it
+                    writer.add_video(f"val/{clip_id}", clip, step, fps=int(self.cfg.fps))
+                else:
+                    writer.add_images(f"val/{clip_id}", clip[0, :: max(1, clip.shape[1] // 8)], step)
+                write_video(
+                    output_dir / "validation" / f"step_{step:08d}" / f"{clip_id}.mp4", video, self.cfg.fps
+                )
+        return {"val_loss": result.loss, "val_psnr": result.psnr, "val_ssim": result.ssim}
+
+
+def _write_output(cfg: TrainConfig, transformer: torch.nn.Module, fingerprint: str, split: Any,
+                  metrics: dict[str, Any], started_at: str, output_dir: Path) -> Path:  # fmt: skip
+    from cosmos_ros.model.adapter_folder import AdapterMetadata
+
+    from .output import code_version, register_adapter, write_adapter_folder
+
+    meta = AdapterMetadata(
+        adapter_type=cfg.adapter_type,  # type: ignore[arg-type]
+        rank=cfg.rank,
+        alpha=cfg.alpha,
+        target_modules=list(cfg.target_modules),
+        base_fingerprint=fingerprint,
+        dataset_manifest_sha256=split.manifest_sha256,
+        dataset_path=str(split.root),
+        training_config=cfg.to_dict(),
+        code_version=code_version(),
+        metrics=json.loads(json.dumps(metrics, default=float)),
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(),
+    )
+    folder = write_adapter_folder(transformer, output_dir / "adapter", meta)
+    if cfg.registry:
+        register_adapter(cfg.registry, folder, cfg.adapter_name or output_dir.name)
+    return folder
