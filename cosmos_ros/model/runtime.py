@@ -1,0 +1,482 @@
+"""The model runtime: a frozen Cosmos Predict 2.5 base, hot-swappable adapters, ``predict``.
+
+One :class:`CosmosRuntime` holds one base model. Adapters are attached through diffusers/peft
+(``load_lora_adapter``) and switched with ``set_adapters``/``disable_lora`` -- the base weights
+are never reloaded, and "no adapter" runs the untouched base layers, so it reproduces the base
+output exactly. Prompts are encoded once (see prompt_cache.py); the text encoder is loaded
+lazily, only when a prompt is missing from the cache. ``predict`` calls the stock pipeline's
+``__call__`` with cached ``prompt_embeds`` and uses ``callback_on_step_end`` for progress and
+cancellation.
+
+Conditioning frames of any size are fitted to the model resolution (``fit="crop"``: resize to
+cover then centre-crop; ``"letterbox"``: resize to fit then pad black; see media/frame_fit.py).
+One frame => image-to-world; several => video-to-world conditioned on the last 5 frames
+(2 latent frames), or on the last frame when fewer than 5 are given.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cosmos_ros.media.frame_fit import FIT_MODES, fit_frame
+from cosmos_ros.model import loading
+from cosmos_ros.model.adapters import (
+    AdapterIncompatible,
+    StagedAdapter,
+    check_compatibility,
+    read_adapter,
+)
+from cosmos_ros.model.fingerprint import component_fingerprint, model_fingerprint
+from cosmos_ros.model.presets import Preset, presets_for, read_model_hint, resolve_preset
+from cosmos_ros.model.prompt_cache import PromptEmbeddingCache
+from cosmos_ros.model.safety import make_safety_checker
+from cosmos_ros.progress import ProgressCallback, Stopwatch
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "AdapterIncompatible",
+    "CosmosRuntime",
+    "PredictionCancelled",
+    "PredictionOutOfMemory",
+    "PredictionResult",
+]
+
+MAX_SEQUENCE_LENGTH = 512
+_KEEP = object()  # "leave the active adapter as it is"
+
+
+class PredictionCancelled(Exception):
+    """``predict`` stopped because its ``cancel`` event was set (between denoising steps)."""
+
+
+class PredictionOutOfMemory(RuntimeError):
+    """The accelerator ran out of memory; the runtime has released what it could and stays usable."""
+
+
+@dataclass
+class PredictionResult:
+    """A predicted video: uint8 [T, H, W, 3] RGB frames, their fps, and what produced them."""
+
+    frames: np.ndarray
+    fps: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write ``path`` (H.264 mp4) plus ``<stem>_first.png`` and ``<stem>_last.png``, each atomically."""
+        from cosmos_ros.media.video import write_png, write_video
+
+        path = Path(path)
+        write_png(path.with_name(f"{path.stem}_first.png"), self.frames[0])
+        write_png(path.with_name(f"{path.stem}_last.png"), self.frames[-1])
+        return write_video(path, self.frames, self.fps)
+
+
+class CosmosRuntime:
+    """A loaded base model with adapters; create it with :meth:`load`."""
+
+    def __init__(
+        self,
+        layout: loading.ModelLayout,
+        pipe: Any,
+        *,
+        device: str,
+        dtype: Any,
+        fingerprint: str,
+        safety: str,
+        prompt_cache: PromptEmbeddingCache,
+        presets: dict[str, Preset],
+        cpu_offload: bool,
+    ) -> None:
+        self.layout = layout
+        self.pipe = pipe
+        self.device = device
+        self.dtype = dtype
+        self.fingerprint = fingerprint
+        self.safety = safety
+        self.prompt_cache = prompt_cache
+        self.presets = presets
+        self.cpu_offload = cpu_offload
+        self._staged: dict[str, StagedAdapter] = {}
+        self._adapter_ids: dict[str, str] = {}
+        self._active: str | None = None
+        self._lock = threading.RLock()
+        self.stats = {"text_encoder_calls": 0, "text_encoder_loads": 0}
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | os.PathLike[str],
+        device: str = "cpu",
+        dtype: Any = "bfloat16",
+        safety_checker: str = "auto",
+        prompt_cache_dir: str | os.PathLike[str] | None = None,
+        cpu_offload: bool = False,
+    ) -> CosmosRuntime:
+        """Load a local diffusers directory strictly offline (no hub access, safetensors only).
+
+        Fails before reading weights when the directory is missing, incomplete, holds a component
+        of the wrong class or a different model family. ``cpu_offload`` keeps components on the
+        CPU and moves each to ``device`` only while it runs (diffusers model CPU offload).
+        """
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        import torch
+        from diffusers import Cosmos2_5_PredictBasePipeline
+
+        layout = loading.validate_model_dir(model_dir)
+        torch_dtype = loading.torch_dtype(dtype)
+        if str(device).startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} requested but CUDA is not available")
+        checker, safety = make_safety_checker(safety_checker)
+        fingerprint = model_fingerprint(layout.model_dir)
+        encoder_fp = component_fingerprint(layout.model_dir, ["text_encoder", "tokenizer"])
+        pipe = Cosmos2_5_PredictBasePipeline(
+            text_encoder=None,  # loaded lazily, only for prompts missing from the cache
+            tokenizer=loading.load_tokenizer(layout),
+            transformer=loading.load_transformer(layout, torch_dtype),
+            vae=loading.load_vae(layout, torch_dtype),
+            scheduler=loading.load_scheduler(layout),
+            safety_checker=checker,
+        )
+        pipe.set_progress_bar_config(disable=True)
+        if cpu_offload:
+            pipe.enable_model_cpu_offload(device=device)
+        else:
+            pipe.to(device)
+        runtime = cls(
+            layout,
+            pipe,
+            device=str(device),
+            dtype=torch_dtype,
+            fingerprint=fingerprint,
+            safety=safety,
+            prompt_cache=PromptEmbeddingCache(encoder_fp, prompt_cache_dir),
+            presets=presets_for(read_model_hint(layout.model_dir)),
+            cpu_offload=cpu_offload,
+        )
+        log.info("loaded %s (%s, %s, safety: %s)", layout.model_dir, device, torch_dtype, safety)
+        return runtime
+
+    def close(self) -> None:
+        """Drop every model and free accelerator memory; the runtime is unusable afterwards."""
+        with self._lock:
+            self.pipe = None
+            self._staged.clear()
+            gc.collect()
+            _empty_cuda_cache()
+
+    # --------------------------------------------------------------- text encoder
+    def _ensure_text_encoder(self) -> Any:
+        if self.pipe.text_encoder is None:
+            encoder = loading.load_text_encoder(self.layout, self.dtype)
+            self.stats["text_encoder_loads"] += 1
+            self.pipe.register_modules(text_encoder=encoder)
+            if not self.cpu_offload:
+                encoder.to(self.device)
+        return self.pipe.text_encoder
+
+    def release_text_encoder(self) -> None:
+        """Free the text encoder (cached prompts keep working; a new prompt loads it again)."""
+        with self._lock:
+            if self.pipe.text_encoder is not None:
+                self.pipe.register_modules(text_encoder=None)
+                gc.collect()
+                _empty_cuda_cache()
+
+    def encode_prompt(self, prompt: str) -> Any:
+        """Prompt embeddings [1, L, C], from the cache or by running the text encoder once."""
+        cached = self.prompt_cache.get(prompt, MAX_SEQUENCE_LENGTH)
+        if cached is not None:
+            return cached
+        import torch
+
+        encoder = self._ensure_text_encoder()
+        with torch.no_grad():
+            embeds, _ = self.pipe.encode_prompt(
+                prompt=prompt,
+                do_classifier_free_guidance=False,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                device=encoder.device if not self.cpu_offload else self.pipe._execution_device,
+                dtype=self.dtype,
+            )
+        self.stats["text_encoder_calls"] += 1
+        self.prompt_cache.put(prompt, MAX_SEQUENCE_LENGTH, embeds)
+        return self.prompt_cache.get(prompt, MAX_SEQUENCE_LENGTH)
+
+    # ------------------------------------------------------------------ adapters
+    @property
+    def loaded_adapters(self) -> list[str]:
+        return sorted(self._staged)
+
+    @property
+    def active_adapter(self) -> str | None:
+        return self._active
+
+    def load_adapter(
+        self, name: str, folder_or_file: str | os.PathLike[str], adapter_id: str | None = None
+    ) -> StagedAdapter:
+        """Check and attach a LoRA/DoRA adapter under ``name``; the active adapter stays as it was.
+
+        Raises :class:`AdapterIncompatible` (a ``ValueError``) before touching the model when the
+        file is corrupt, not safetensors, made for another base, or targets missing/other-sized layers.
+        """
+        if not name or not isinstance(name, str):
+            raise ValueError(f"adapter name must be a non-empty string, got {name!r}")
+        with self._lock:
+            if name in self._staged:
+                raise ValueError(
+                    f"an adapter named {name!r} is already loaded; unload it first or pick another name"
+                )
+            staged = read_adapter(folder_or_file)
+            check_compatibility(staged, self.pipe.transformer, self.fingerprint)
+            self._attach(name, staged)
+            self._staged[name] = staged
+            self._adapter_ids[name] = adapter_id or staged.adapter_id
+            self._apply_active()
+            log.info(
+                "loaded adapter %r (%s r%d) from %s", name, staged.adapter_type, staged.rank, staged.source
+            )
+            return staged
+
+    def _attach(self, name: str, staged: StagedAdapter, hotswap: bool = False) -> None:
+        state_dict = {k: v.clone() for k, v in staged.state_dict.items()}
+        self.pipe.transformer.load_lora_adapter(
+            state_dict,
+            prefix=None,
+            adapter_name=name,
+            metadata=staged.lora_config,
+            hotswap=hotswap,
+            _pipeline=self.pipe,
+        )
+
+    def set_active_adapter(self, name: str | None) -> None:
+        """Switch the adapter used by ``predict`` (``None``: the base); no base reload."""
+        with self._lock:
+            if name is not None and name not in self._staged:
+                loaded = ", ".join(self.loaded_adapters) or "none"
+                raise ValueError(f"adapter {name!r} is not loaded; loaded adapters: {loaded}")
+            self._active = name
+            self._apply_active()
+
+    def unload_adapter(self, name: str) -> None:
+        """Detach an adapter and free its weights."""
+        with self._lock:
+            if name not in self._staged:
+                raise ValueError(
+                    f"adapter {name!r} is not loaded; loaded adapters: {', '.join(self.loaded_adapters)}"
+                )
+            self.pipe.transformer.delete_adapters([name])
+            del self._staged[name]
+            del self._adapter_ids[name]
+            if self._active == name:
+                self._active = None
+            self._apply_active()
+
+    def _apply_active(self) -> None:
+        transformer = self.pipe.transformer
+        if not self._staged:
+            return
+        if self._active is None:
+            transformer.disable_lora()
+        else:
+            transformer.enable_lora()
+            transformer.set_adapters([self._active], weights=[1.0])
+
+    # ------------------------------------------------------------------ predict
+    def predict(
+        self,
+        frames: np.ndarray | list[np.ndarray],
+        prompt: str,
+        *,
+        adapter: Any = _KEEP,
+        num_frames: int | None = None,
+        preset: str = "full",
+        steps: int | None = None,
+        guidance: float | None = None,
+        seed: int = 0,
+        height: int | None = None,
+        width: int | None = None,
+        fit: str = "crop",
+        negative_prompt: str | None = None,
+        on_step: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> PredictionResult:
+        """Predict a video from conditioning ``frames`` and ``prompt``; deterministic for ``seed``.
+
+        ``adapter``: a loaded adapter name, ``None`` for the base, omitted to keep the active one.
+        Explicit ``num_frames``/``steps``/``guidance``/``height``/``width`` override the preset.
+        """
+        import torch
+
+        started = time.monotonic()
+        chosen = resolve_preset(preset, self.presets)
+        settings = _settings(chosen, num_frames, steps, guidance, height, width, fit, seed)
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("prompt must be a non-empty string describing what should happen")
+        conditioning = _conditioning_frames(frames)
+        if cancel is not None and cancel.is_set():
+            raise PredictionCancelled("cancelled before start")
+
+        with self._lock:
+            if self.pipe is None:
+                raise RuntimeError("this runtime was closed")
+            if adapter is not _KEEP:
+                self.set_active_adapter(adapter)
+            if not self.pipe.safety_checker.check_text_safety(prompt):
+                raise ValueError("the safety checker refused the prompt")
+            try:
+                return self._predict_locked(
+                    conditioning, prompt, negative_prompt, settings, chosen, on_step, cancel, started, torch
+                )
+            except torch.OutOfMemoryError as exc:
+                gc.collect()
+                _empty_cuda_cache()
+                raise PredictionOutOfMemory(
+                    f"out of accelerator memory at {settings['height']}x{settings['width']}, "
+                    f"{settings['num_frames']} frames: try preset='preview', fewer frames, a smaller size or "
+                    f"cpu_offload=True ({exc})"
+                ) from exc
+
+    def _predict_locked(self, conditioning, prompt, negative_prompt, settings, chosen, on_step, cancel,
+                        started, torch) -> PredictionResult:  # fmt: skip
+        from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import DEFAULT_NEGATIVE_PROMPT
+
+        h, w, n = settings["height"], settings["width"], settings["num_frames"]
+        fitted = np.stack([fit_frame(f, h, w, settings["fit"]) for f in conditioning])
+        t0 = time.monotonic()
+        device = self.pipe._execution_device
+        embeds = self.encode_prompt(prompt).to(device=device, dtype=self.dtype)
+        negative = None
+        if settings["guidance"] > 1.0:
+            negative_text = negative_prompt if negative_prompt is not None else DEFAULT_NEGATIVE_PROMPT
+            negative = self.encode_prompt(negative_text).to(device=device, dtype=self.dtype)
+        encode_s = time.monotonic() - t0
+
+        # [T, H, W, 3] uint8 -> [1, 3, T, H, W] in [-1, 1], the pipeline's preprocessed video form.
+        video = torch.from_numpy(fitted).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
+        cond_latent_frames = 2 if len(fitted) >= 5 else 1
+        watch = Stopwatch(on_step, "denoise", settings["steps"])
+
+        def on_step_end(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            watch.report(i + 1)
+            if cancel is not None and cancel.is_set():
+                raise PredictionCancelled(f"cancelled after denoising step {i + 1} of {settings['steps']}")
+            return kwargs
+
+        t1 = time.monotonic()
+        output = self.pipe(
+            video=video,
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative,
+            height=h,
+            width=w,
+            num_frames=n,
+            num_inference_steps=settings["steps"],
+            guidance_scale=settings["guidance"],
+            generator=torch.Generator(device="cpu").manual_seed(settings["seed"]),
+            num_latent_conditional_frames=cond_latent_frames,
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+            callback_on_step_end=on_step_end,
+            output_type="np",
+        )
+        generate_s = time.monotonic() - t1
+        out = np.clip(np.rint(np.asarray(output.frames[0]) * 255.0), 0, 255).astype(np.uint8)
+        out = self._check_video_safety(out)
+        metadata = {
+            "adapter": self._active,
+            "adapter_id": self._adapter_ids.get(self._active) if self._active else None,
+            "base_fingerprint": self.fingerprint,
+            "seed": settings["seed"],
+            "prompt": prompt,
+            "settings": {
+                **settings,
+                "preset": chosen_name(self.presets, chosen),
+                "conditioning_frames": len(fitted),
+                "conditioning_latent_frames": cond_latent_frames,
+                "dtype": str(self.dtype).removeprefix("torch."),
+                "device": self.device,
+                "safety_checker": self.safety,
+            },
+            "timings": {
+                "encode_prompt_s": encode_s,
+                "generate_s": generate_s,
+                "total_s": time.monotonic() - started,
+            },
+        }
+        return PredictionResult(frames=out, fps=float(settings["fps"]), metadata=metadata)
+
+    def _check_video_safety(self, frames: np.ndarray) -> np.ndarray:
+        from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import CosmosSafetyChecker
+
+        checker = self.pipe.safety_checker
+        if isinstance(checker, CosmosSafetyChecker):  # the pipeline already ran the guardrail
+            return frames
+        return np.asarray(checker.check_video_safety(frames), dtype=np.uint8)
+
+
+def chosen_name(table: dict[str, Preset], preset: Preset) -> str:
+    return next((name for name, p in table.items() if p is preset), "custom")
+
+
+def _settings(preset: Preset, num_frames, steps, guidance, height, width, fit, seed) -> dict[str, Any]:
+    n = preset.num_frames if num_frames is None else num_frames
+    if not isinstance(n, int) or n < 5 or (n - 1) % 4:
+        raise ValueError(f"num_frames must be of the form 4k+1 and at least 5 (5, 9, ..., 93), got {n!r}")
+    h = preset.height if height is None else height
+    w = preset.width if width is None else width
+    for label, value in (("height", h), ("width", w)):
+        if not isinstance(value, int) or value < 16 or value % 16:
+            raise ValueError(
+                f"{label} must be a positive multiple of 16 (e.g. 432x768, 704x1280), got {value!r}"
+            )
+    s = preset.steps if steps is None else steps
+    if not isinstance(s, int) or s < 1:
+        raise ValueError(f"steps must be a positive integer, got {s!r}")
+    g = float(preset.guidance if guidance is None else guidance)
+    if fit not in FIT_MODES:
+        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    return {"height": h, "width": w, "num_frames": n, "steps": s, "guidance": g, "fps": preset.fps,
+            "fit": fit, "seed": seed}  # fmt: skip
+
+
+def _conditioning_frames(frames: Any) -> list[np.ndarray]:
+    if isinstance(frames, np.ndarray) and frames.ndim == 4:
+        frames = list(frames)
+    elif isinstance(frames, np.ndarray):
+        frames = [frames]
+    if not isinstance(frames, (list, tuple)) or not frames:
+        raise ValueError("frames must be one uint8 [H, W, 3] RGB image or a non-empty list of them")
+    for i, frame in enumerate(frames):
+        if (
+            not isinstance(frame, np.ndarray)
+            or frame.dtype != np.uint8
+            or frame.ndim != 3
+            or frame.shape[2] != 3
+        ):
+            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
+            raise ValueError(f"conditioning frame {i} must be a uint8 [H, W, 3] RGB array, got {got}")
+        if min(frame.shape[:2]) < 2:
+            raise ValueError(f"conditioning frame {i} is too small: {frame.shape}")
+    return list(frames)
+
+
+def _empty_cuda_cache() -> None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except Exception:  # best effort while recovering
+        pass
