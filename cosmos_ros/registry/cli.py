@@ -182,12 +182,13 @@ def _console() -> Any:
     return Console(highlight=False, soft_wrap=False)
 
 
-def _table(title: str | None, columns: list[str]) -> Any:
+def _table(title: str | None, columns: list[str], no_wrap: int = 0) -> Any:
+    """A rich table; the first ``no_wrap`` columns (ids, statuses) are never broken across lines."""
     from rich.table import Table
 
     table = Table(title=title, show_lines=False, header_style="bold")
-    for column in columns:
-        table.add_column(column, overflow="fold")
+    for index, column in enumerate(columns):
+        table.add_column(column, overflow="fold", no_wrap=index < no_wrap)
     return table
 
 
@@ -270,24 +271,27 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     table = _table(
         f"adapters in {args.registry_obj.location}",
-        ["adapter", "status", "type", "rank", "base", "eval", "created", "by", "parent", "sha256"],
+        ["adapter", "status", "type", "base", "eval", "created", "by", "parent", "sha256"],
+        no_wrap=2,
     )
     for record in records:
         latest = record.latest_evaluation
         passed = (
             "-" if latest is None else {True: "pass", False: "FAIL"}.get(latest.results.get("passed"), "yes")
         )
+        kind = (
+            f"{record.adapter_type or '?'} r{record.rank}" if record.rank is not None else record.adapter_type
+        )
         table.add_row(
             record.adapter_id,
             _status_style(record.status),
-            record.adapter_type or "-",
-            str(record.rank) if record.rank is not None else "-",
-            _short(record.base_fingerprint, 14),
+            kind or "-",
+            _short(record.base_fingerprint, 10),
             passed,
-            record.created_at[:19].replace("T", " "),
+            record.created_at[:16].replace("T", " "),
             record.created_by,
             record.parent or "-",
-            record.artifact_sha256[:12],
+            record.artifact_sha256[:8],
         )
     _console().print(table)
     return 0
@@ -449,16 +453,20 @@ def _log(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([entry.__dict__ for entry in entries])
         return 0
-    table = _table("audit log", ["#", "at", "actor", "action", "adapter", "details"])
+    table = _table("audit log", ["#", "at", "actor", "action", "adapter", "details"], no_wrap=1)
     for entry in entries:
-        details = {k: v for k, v in entry.details.items() if v not in (None, False, [], {})}
+        details = " ".join(
+            f"{key}={_short(str(value), 12) if key.endswith('sha256') else value}"
+            for key, value in sorted(entry.details.items())
+            if value not in (None, False, [], {}) and key not in ("source", "from_status", "to_status")
+        )
         table.add_row(
             str(entry.seq),
-            entry.at[:23].replace("T", " "),
+            entry.at[:19].replace("T", " "),
             entry.actor,
             entry.action,
             entry.adapter_id or "-",
-            json.dumps(details, sort_keys=True),
+            details,
         )
     _console().print(table)
     return 0

@@ -1,0 +1,108 @@
+"""`cosmos-ros adapters`: the whole governance workflow through the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from registry_helpers import BASE_FP, flip_one_byte, make_adapter_folder
+
+from cosmos_ros.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["adapters", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_workflow_register_approve_export_import_verify(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg_a, reg_b = str(tmp_path / "a"), str(tmp_path / "b")
+    folder = make_adapter_folder(tmp_path / "adapter", seed=1)
+    config = tmp_path / "train.yaml"
+    config.write_text("lr: 0.0002\nsteps: 500\n")
+    code, out, _ = run(
+        capsys, "register", str(folder), "ur5e.pick", "--registry", reg_a, "--created-by", "alice",
+        "--tag", "site=lab2", "--training-config", str(config), "--rank", "4", "--json",
+    )  # fmt: skip
+    assert code == 0
+    registered = json.loads(out)
+    assert registered["adapter_id"] == "ur5e.pick@1" and registered["training_config"] == {
+        "lr": 0.0002,
+        "steps": 500,
+    }
+
+    code, out, _ = run(capsys, "list", "--registry", reg_a)
+    assert code == 0 and "ur5e.pick@1" in out and "draft" in out
+
+    assert run(capsys, "promote", "ur5e.pick", "--registry", reg_a, "--note", "ready")[0] == 0
+    code, _, err = run(capsys, "approve", "ur5e.pick@1", "--registry", reg_a, "--note", "ship it")
+    assert code == 1 and "no evaluation results" in err
+    results = tmp_path / "metrics.json"
+    results.write_text(json.dumps({"passed": True, "fvd": 99.5}))
+    assert run(capsys, "attach-eval", "ur5e.pick@1", str(results), "--registry", reg_a, "--by", "ci")[0] == 0
+    code, out, _ = run(
+        capsys, "approve", "ur5e.pick@1", "--registry", reg_a, "--note", "ship it", "--by", "bob"
+    )
+    assert code == 0 and "approved" in out
+
+    code, out, _ = run(capsys, "show", "ur5e.pick@approved", "--registry", reg_a, "--json")
+    shown = json.loads(out)
+    assert shown["status"] == "approved" and shown["evaluations"][0]["results"]["fvd"] == 99.5
+
+    bundle = tmp_path / "pick.tar"
+    assert run(capsys, "export", "ur5e.pick@1", "-o", str(bundle), "--registry", reg_a)[0] == 0
+    assert run(capsys, "import", str(bundle), "--registry", reg_b)[0] == 0
+    code, out, _ = run(capsys, "show", "ur5e.pick@1", "--registry", reg_b, "--json")
+    assert json.loads(out) == shown
+
+    folder2 = make_adapter_folder(tmp_path / "adapter2", seed=2)
+    run(capsys, "register", str(folder2), "ur5e.pick", "--registry", reg_b, "--parent", "ur5e.pick@1")
+    code, out, _ = run(capsys, "diff", "ur5e.pick@1", "ur5e.pick@2", "--registry", reg_b, "--json")
+    keys = {row["key"] for row in json.loads(out)}
+    assert {"training_config.steps", "parent", "status", "artifact_sha256"} <= keys
+
+    code, out, _ = run(capsys, "log", "ur5e.pick@1", "--registry", reg_b, "--json")
+    assert [entry["action"] for entry in json.loads(out)] == ["import"]
+
+    assert run(capsys, "verify", "--registry", reg_b)[0] == 0
+    flip_one_byte(Path(reg_b) / "blobs" / "sha256" / shown["artifact_sha256"])
+    code, out, _ = run(capsys, "verify", "--registry", reg_b, "--json")
+    assert code == 1 and [p["kind"] for p in json.loads(out)] == ["hash_mismatch"]
+
+    code, out, _ = run(
+        capsys, "list", "--registry", reg_b, "--status", "approved", "--base", BASE_FP, "--json"
+    )
+    assert [r["adapter_id"] for r in json.loads(out)] == ["ur5e.pick@1"]
+
+
+def test_user_errors_are_clean(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    reg = str(tmp_path / "r")
+    folder = make_adapter_folder(tmp_path / "adapter")
+    code, _, err = run(capsys, "register", str(folder), "ur5e/pick", "--registry", reg)
+    assert code == 1 and "path separator" in err and "Traceback" not in err
+    code, _, err = run(capsys, "show", "nothing@1", "--registry", reg)
+    assert code == 1 and "no adapter named 'nothing'" in err
+    code, _, err = run(capsys, "register", str(tmp_path / "missing"), "x", "--registry", reg)
+    assert code == 1 and "not found" in err
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    run(capsys, "register", str(folder), "x", "--registry", reg)
+    code, _, err = run(capsys, "attach-eval", "x@1", str(tmp_path / "bad.json"), "--registry", reg)
+    assert code == 1 and "must be a mapping" in err
+
+
+def test_gc_and_registry_from_environment(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COSMOS_ROS_REGISTRY", str(tmp_path / "env"))
+    run(capsys, "register", str(make_adapter_folder(tmp_path / "adapter")), "x")
+    orphan = tmp_path / "env" / "blobs" / "sha256" / ("0" * 64)
+    orphan.write_bytes(b"junk")
+    code, out, _ = run(capsys, "verify")
+    assert code == 1 and "orphan_blob" in out
+    code, out, _ = run(capsys, "gc", "--min-age", "0")
+    assert code == 0 and "1 file(s) removed" in out and not orphan.exists()
+    assert run(capsys, "verify")[0] == 0
