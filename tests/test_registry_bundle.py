@@ -62,6 +62,7 @@ def test_import_refuses_a_different_artifact_under_an_existing_version(
         with pytest.raises(BundleError, match="already exists here"):
             target.import_bundle(bundle)
         assert [r.version for r in target.list()] == [1]
+        assert target.verify() == []  # refused before copying: no orphan blob
 
 
 def _rewrite(bundle: Path, out: Path, edit) -> Path:
@@ -154,6 +155,8 @@ HOSTILE = {
     "extra member": (_with_extra(tarfile.TarInfo("notes.txt"), b"hi"), "unexpected member"),
     "bad record name": (_record_edit(name="../escape"), "path separator"),
     "control char name": (_record_edit(name="pick\x1b[31m"), "control characters"),
+    "bad status": (_record_edit(status="blessed"), "record status"),
+    "bad tag": (_record_edit(tags=["../x"]), "tag"),
     "pickle artifact": (_pickle_artifact, "not a valid safetensors file"),
     "tampered artifact": (_flip_artifact_byte, "expected"),
 }

@@ -129,6 +129,7 @@ class ArtifactStore:
         """
         final = self.path_for(sha256)
         if final.is_file() and sha256_file(final)[0] == sha256:
+            os.utime(final)  # fresh again: gc's grace period now protects it until the record commits
             return final
         with atomic_path(final) as tmp:
             digest = hashlib.sha256()

@@ -25,8 +25,8 @@ from typing import IO
 
 from cosmos_ros.atomic import atomic_path
 from cosmos_ros.registry.artifacts import SHA256_RE
-from cosmos_ros.registry.names import InvalidNameError, validate_name
-from cosmos_ros.registry.records import AdapterRecord, BundleError, utc_now
+from cosmos_ros.registry.names import InvalidNameError, validate_name, validate_tag
+from cosmos_ros.registry.records import STATUSES, AdapterRecord, BundleError, utc_now
 
 BUNDLE_SCHEMA = "cosmos_ros.registry-bundle/1"
 MANIFEST_NAME = "bundle.json"
@@ -141,6 +141,13 @@ def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) ->
         validate_name(record.name)
     except (ValueError, InvalidNameError) as exc:
         raise BundleError(str(exc)) from exc
+    if record.status not in STATUSES:
+        raise BundleError(f"{label}: record status {record.status!r} is not one of {', '.join(STATUSES)}")
+    try:
+        for tag in record.tags:
+            validate_tag(tag)
+    except InvalidNameError as exc:
+        raise BundleError(f"{label}: {exc}") from exc
     if not isinstance(record.version, int) or record.version < 1:
         raise BundleError(f"{label}: record version {record.version!r} is not a positive integer")
     if not SHA256_RE.match(str(record.artifact_sha256)):

@@ -668,18 +668,10 @@ class SqliteRegistry(Registry):
     def import_bundle(self, path: str | os.PathLike[str], *, by: str | None = None) -> AdapterRecord:
         actor = _actor(by)
         with bundle_io.open_bundle(path) as (record, artifact_stream):
+            self._check_no_conflict(self._conn, record, path)  # before copying: a refusal leaves no blob
             self.artifacts.put(artifact_stream, record.artifact_sha256, f"{path}:artifact")
             with self._write() as conn:
-                existing = conn.execute(
-                    "SELECT artifact_sha256 FROM adapters WHERE name = ? AND version = ?",
-                    (record.name, record.version),
-                ).fetchone()
-                if existing is not None:
-                    if existing["artifact_sha256"] != record.artifact_sha256:
-                        raise BundleError(
-                            f"{path}: {record.adapter_id} already exists here with artifact "
-                            f"{existing['artifact_sha256']}, the bundle holds {record.artifact_sha256}"
-                        )
+                if self._check_no_conflict(conn, record, path):
                     self._audit(
                         conn, actor, "import:already_present", record.adapter_id, bundle=Path(path).name
                     )
@@ -695,6 +687,22 @@ class SqliteRegistry(Registry):
                         status=record.status,
                     )
         return self.get(record.adapter_id)
+
+    def _check_no_conflict(self, conn: sqlite3.Connection, record: AdapterRecord, path: object) -> bool:
+        """True where the version is already here with the same artifact; raises where it differs."""
+        with self._lock:
+            existing = conn.execute(
+                "SELECT artifact_sha256 FROM adapters WHERE name = ? AND version = ?",
+                (record.name, record.version),
+            ).fetchone()
+        if existing is None:
+            return False
+        if existing["artifact_sha256"] != record.artifact_sha256:
+            raise BundleError(
+                f"{path}: {record.adapter_id} already exists here with artifact "
+                f"{existing['artifact_sha256']}, the bundle holds {record.artifact_sha256}"
+            )
+        return True
 
     @staticmethod
     def _insert_record(conn: sqlite3.Connection, record: AdapterRecord) -> None:
