@@ -19,6 +19,7 @@ from cosmos_ros import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "cosmos_ros.bag_tools.cli",
     "cosmos_ros.registry.cli",
+    "cosmos_ros.training.cli",
     "cosmos_ros.evaluation.cli",
     "cosmos_ros.nodes.cli",
 )
