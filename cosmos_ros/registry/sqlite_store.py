@@ -261,7 +261,9 @@ class SqliteRegistry(Registry):
                 duplicates = [
                     adapter_id(row["name"], row["version"])
                     for row in conn.execute(
-                        "SELECT name, version FROM adapters WHERE artifact_sha256 = ?", (digest,)
+                        "SELECT name, version FROM adapters WHERE artifact_sha256 = ? ORDER BY name, version"
+                        " LIMIT 4",
+                        (digest,),
                     )
                 ]
                 now = utc_now()
@@ -302,7 +304,8 @@ class SqliteRegistry(Registry):
                 )
                 fault_point("in_transaction")
             if duplicates:
-                LOG.warning("%s has the same weights as %s", adapter_id(name, version), ", ".join(duplicates))
+                shown = ", ".join(duplicates[:3]) + (" and more" if len(duplicates) > 3 else "")
+                LOG.warning("%s has the same weights as %s", adapter_id(name, version), shown)
             return self.get(adapter_id(name, version))
         raise RegistryError(f"could not register {source}: its artifact kept disappearing (concurrent gc?)")
 
