@@ -17,6 +17,7 @@ from cosmos_ros import __version__
 
 #: Modules that contribute sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "cosmos_ros.model.cli",
     "cosmos_ros.bag_tools.cli",
     "cosmos_ros.registry.cli",
     "cosmos_ros.training.cli",

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from model_helpers are redefined as arguments)
 """Adapters on the tiny model: stock diffusers/peft LoRA + DoRA load, hot swap without base
 reload, exact base reproduction, compatibility refusals, corrupt/pickle refusals."""
 
@@ -26,7 +27,7 @@ def adapters(runtime, tmp_path_factory):
             seed=2,
             use_dora=True,
             targets=("to_q", "to_v", "ff.net.0.proj", "ff.net.2"),
-        ),  # fmt: skip
+        ),
     }
 
 
@@ -85,7 +86,7 @@ def test_adapter_with_missing_modules_is_refused(runtime, tmp_path):
     weights = load_file(folder / WEIGHTS_NAME)
     renamed = {k.replace("transformer_blocks.1.", "transformer_blocks.7."): v for k, v in weights.items()}
     save_file(renamed, folder / WEIGHTS_NAME)
-    with pytest.raises(AdapterIncompatible, match="transformer_blocks.7"):
+    with pytest.raises(AdapterIncompatible, match=r"transformer_blocks\.7"):
         runtime.load_adapter("a", folder)
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from model_helpers are redefined as arguments)
 """Load -> predict -> mp4 on the tiny model; determinism, presets, cancel, progress, bad inputs."""
 
 from __future__ import annotations

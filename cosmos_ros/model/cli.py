@@ -1,0 +1,162 @@
+"""``cosmos-ros make-tiny-model`` and ``cosmos-ros predict``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from cosmos_ros.cli import CliError
+
+_D = "(default: %(default)s)"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "make-tiny-model",
+        help="write a tiny random-weight Cosmos Predict 2.5 model (tests, demos, CI)",
+        description=(
+            "Write a tiny random-weight pipeline in the on-disk layout of nvidia/Cosmos-Predict2.5-2B "
+            "(diffusers/base/post-trained): transformer, Wan VAE, Qwen2.5-VL text encoder, a locally "
+            "built tokenizer with a chat template, UniPC scheduler. Same seed => identical files."
+        ),
+    )
+    p.add_argument("directory", metavar="DIR", help="folder to create (must not exist or be empty)")
+    p.add_argument("--seed", type=int, default=0, help=f"weight seed {_D}")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing folder (default: refuse)")
+    p.set_defaults(func=_make_tiny_model)
+
+    p = subparsers.add_parser(
+        "predict",
+        help="predict a video from an image/video file or a bag frame + prompt (+ adapter) -> mp4",
+        description=(
+            "Run Cosmos Predict 2.5 on conditioning frames and write an H.264 mp4 plus "
+            "<stem>_first.png, <stem>_last.png and <stem>.json (metadata). Frames are fitted to the "
+            "model size by --fit (crop: resize to cover + centre crop; letterbox: fit + black bars). "
+            "Presets: full = 432x768, 93 frames, 36 steps, guidance 7 (the recipe); full-720p = "
+            "704x1280; preview = 432x768, 29 frames, 12 steps. A tiny test model scales them down."
+        ),
+    )
+    p.add_argument("--model", required=True, help="local diffusers model directory")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--image", help="conditioning image file (image-to-world)")
+    src.add_argument("--video", help="conditioning video file; its last 5 frames condition (video-to-world)")
+    src.add_argument("--bag", help="ROS 1 .bag / ROS 2 bag folder; one frame of --topic conditions")
+    p.add_argument("--topic", help="image topic in --bag (default: the busiest image topic)")
+    p.add_argument("--bag-index", type=int, default=0, help=f"which message of --topic to use {_D}")
+    p.add_argument("--prompt", required=True, help="what should happen in the video")
+    p.add_argument("--negative-prompt", default=None, help="(default: the pipeline's stock negative prompt)")
+    p.add_argument("--adapter", help="LoRA/DoRA adapter folder or .safetensors file (default: base model)")
+    p.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    p.add_argument("--preset", default="full", choices=["full", "full-720p", "preview"], help=_D)
+    p.add_argument("--num-frames", type=int, default=None, help="4k+1 frames (default: from preset)")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: from preset)")
+    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: from preset)")
+    p.add_argument("--height", type=int, default=None, help="multiple of 16 (default: from preset)")
+    p.add_argument("--width", type=int, default=None, help="multiple of 16 (default: from preset)")
+    p.add_argument("--fit", default="crop", choices=["crop", "letterbox"], help=_D)
+    p.add_argument("--seed", type=int, default=0, help=_D)
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument(
+        "--dtype", default=None, help="float32 | bfloat16 (default: bfloat16 on GPU, float32 on CPU)"
+    )
+    p.add_argument("--safety-checker", default="auto", choices=["auto", "required", "off"], help=_D)
+    p.add_argument("--cpu-offload", action="store_true", help="move components to the GPU only while used")
+    p.add_argument("--prompt-cache", default=None, help="folder for cached prompt embeddings (default: none)")
+    p.set_defaults(func=_predict)
+
+
+def _make_tiny_model(args: argparse.Namespace) -> int:
+    from cosmos_ros.model.tiny import make_tiny_model
+
+    try:
+        path = make_tiny_model(args.directory, seed=args.seed, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        raise CliError(str(exc)) from exc
+    print(path)
+    return 0
+
+
+def _load_frames(args: argparse.Namespace) -> list:
+    import numpy as np
+
+    if args.image:
+        import cv2
+
+        img = cv2.imread(args.image, cv2.IMREAD_COLOR)
+        if img is None:
+            raise CliError(f"cannot read image {args.image}")
+        return [np.ascontiguousarray(img[:, :, ::-1])]
+    if args.video:
+        from cosmos_ros.media.video import read_video
+
+        try:
+            frames, _ = read_video(args.video)
+        except ValueError as exc:
+            raise CliError(str(exc)) from exc
+        return list(frames[-5:])
+    return [_bag_frame(Path(args.bag), args.topic, args.bag_index)]
+
+
+def _bag_frame(bag: Path, topic: str | None, index: int):
+    from rosbags.highlevel import AnyReader
+    from rosbags.image import message_to_cvimage
+
+    image_types = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
+    try:
+        with AnyReader([bag]) as reader:
+            conns = [c for c in reader.connections if c.msgtype in image_types]
+            if topic:
+                conns = [c for c in conns if c.topic == topic]
+            if not conns:
+                raise CliError(f"{bag}: no image topic {topic or ''} found")
+            if not topic:
+                conns = [max(conns, key=lambda c: c.msgcount)]
+            for i, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
+                if i == index:
+                    msg = reader.deserialize(raw, conn.msgtype)
+                    return message_to_cvimage(msg, "rgb8")
+    except CliError:
+        raise
+    except Exception as exc:
+        raise CliError(f"cannot read {bag}: {exc}") from exc
+    raise CliError(f"{bag}: topic has fewer than {index + 1} image messages")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+
+    from cosmos_ros.atomic import atomic_write_text
+    from cosmos_ros.model.adapters import AdapterIncompatible
+    from cosmos_ros.model.loading import ModelDirectoryError
+    from cosmos_ros.model.runtime import CosmosRuntime
+    from cosmos_ros.progress import TqdmProgress
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    frames = _load_frames(args)
+    try:
+        rt = CosmosRuntime.load(args.model, device=device, dtype=dtype, safety_checker=args.safety_checker,
+                                prompt_cache_dir=args.prompt_cache, cpu_offload=args.cpu_offload)  # fmt: skip
+    except (ModelDirectoryError, RuntimeError, ValueError) as exc:
+        raise CliError(str(exc)) from exc
+    progress = TqdmProgress(unit="step")
+    try:
+        if args.adapter:
+            rt.load_adapter("adapter", args.adapter)
+        result = rt.predict(
+            frames, args.prompt, adapter="adapter" if args.adapter else None, num_frames=args.num_frames,
+            preset=args.preset, steps=args.steps, guidance=args.guidance, seed=args.seed, height=args.height,
+            width=args.width, fit=args.fit, negative_prompt=args.negative_prompt, on_step=progress,
+        )  # fmt: skip
+    except (AdapterIncompatible, ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        progress.close()
+    out = result.save(args.output)
+    atomic_write_text(out.with_suffix(".json"), json.dumps(result.metadata, indent=2, default=str))
+    print(out)
+    rt.close()
+    return 0
