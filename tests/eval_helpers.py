@@ -95,3 +95,65 @@ def random_warp(
     return cv2.remap(
         image, grid_x + field[..., 0], grid_y + field[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# A tiny dataset and adapter for the end-to-end tests
+
+
+def make_tiny_dataset(root, frames: int = 9, height: int = 64, width: int = 96):
+    """Two test clips (two cameras of one clip group, a rigid rig) and one train clip, via dataset_format."""
+    from pathlib import Path
+
+    from cosmos_ros.bag_tools.dataset_format import (
+        ClipRecord,
+        DatasetInfo,
+        meta_relpath,
+        video_relpath,
+        write_clip_files,
+        write_dataset,
+    )
+
+    root = Path(root)
+    scene = make_scene(seed=5, height=height, width=width)
+    specs = [
+        ("ep0_front", "test", "/cam/front", (0.0, 0.0, 0.0)),
+        ("ep0_side", "test", "/cam/side", (0.3, 0.0, 0.0)),
+        ("ep1_front", "train", "/cam/front", (0.1, 0.05, 0.0)),
+    ]
+    records = []
+    prompt = "The robot arm is performing a task. The robot arm picks up the red cube."
+    for clip_id, split, topic, offset in specs:
+        video = camera_sweep(scene, frames, step=(0.03, 0.0, 0.04), offset=offset)
+        write_clip_files(root, clip_id, video, 16.0, prompt)
+        records.append(
+            ClipRecord(
+                clip_id=clip_id, video=video_relpath(clip_id), meta=meta_relpath(clip_id), prompt=prompt,
+                frame_count=frames, height=height, width=width, fps=16.0, split=split, topic=topic,
+                clip_group=clip_id.split("_")[0], episode=clip_id.split("_")[0],
+            )
+        )  # fmt: skip
+    return write_dataset(root, records, DatasetInfo(tool="tests/eval_helpers.py"))
+
+
+def make_tiny_adapter(model_dir, folder, seed: int = 0, scale: float = 0.05):
+    """A LoRA for the tiny model with random (non-zero) weights, written by the trainer's folder writer."""
+    import torch
+    from cosmos_ros.training.adapters import attach_adapter
+    from cosmos_ros.training.output import write_adapter_folder
+    from diffusers import CosmosTransformer3DModel
+
+    from cosmos_ros.model.adapter_folder import AdapterMetadata
+    from cosmos_ros.model.fingerprint import model_fingerprint
+
+    transformer = CosmosTransformer3DModel.from_pretrained(model_dir, subfolder="transformer")
+    params = attach_adapter(transformer, "lora", 4, 4.0, ["to_q", "to_v"])
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in params:
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    meta = AdapterMetadata(
+        adapter_type="lora", rank=4, alpha=4.0, target_modules=["to_q", "to_v"],
+        base_fingerprint=model_fingerprint(model_dir),
+    )  # fmt: skip
+    return write_adapter_folder(transformer, folder, meta)

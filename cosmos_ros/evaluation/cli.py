@@ -1,0 +1,267 @@
+"""``cosmos-ros eval``: evaluate adapters on held-out clips; ``eval report``; ``eval learning-curve``.
+
+Handlers import the evaluation stack lazily so ``cosmos-ros --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+
+
+def _add_generation_options(parser: argparse.ArgumentParser) -> None:
+    gen = parser.add_argument_group("generation")
+    gen.add_argument("--model", metavar="DIR", help="local Cosmos Predict 2.5 diffusers directory (required)")
+    gen.add_argument(
+        "--split", default="test", choices=("train", "val", "test"), help="dataset split to evaluate on"
+    )
+    gen.add_argument("--seeds", type=int, default=3, help="seeds per clip and model (0..N-1)")
+    gen.add_argument("--preset", default="full", help="prediction preset (full, full-720p, preview)")
+    gen.add_argument(
+        "--num-frames", type=int, default=None, help="frames to predict (4k+1); default: the preset's"
+    )
+    gen.add_argument("--steps", type=int, default=None, help="denoising steps; default: the preset's")
+    gen.add_argument("--height", type=int, default=None, help="prediction height; default: the preset's")
+    gen.add_argument("--width", type=int, default=None, help="prediction width; default: the preset's")
+    gen.add_argument("--conditioning-frames", type=int, default=1, help="real frames given to the model")
+    gen.add_argument(
+        "--fit", default="crop", choices=("crop", "letterbox"), help="how real frames are fitted"
+    )
+    gen.add_argument(
+        "--max-clips", type=int, default=None, help="evaluate only the first N clips of the split"
+    )
+    gen.add_argument("--device", default="cuda", help="torch device (cuda, cuda:1, cpu)")
+    gen.add_argument("--dtype", default="bfloat16", help="model dtype (bfloat16, float16, float32)")
+    gen.add_argument(
+        "--safety-checker",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="content safety checker policy",
+    )
+    geo = parser.add_argument_group("Sampson error")
+    geo.add_argument("--sift-ratio", type=float, default=0.75, help="Lowe's ratio test threshold")
+    geo.add_argument("--ransac-threshold", type=float, default=1.0, help="RANSAC inlier threshold in pixels")
+    geo.add_argument("--frame-gap", type=int, default=1, help="frame distance of temporal Sampson pairs")
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate adapters against held-out real clips (metrics.json + HTML report)",
+        formatter_class=_FORMATTER,
+        description=(
+            "For every clip of a dataset split, condition on its first frame(s) and prompt, generate with "
+            "the base model (always the reference row) and each adapter, once per seed, and compare with "
+            "the real continuation: PSNR/SSIM, flicker and optical-flow warping error, temporal and "
+            "cross-view Sampson error. Writes OUT/metrics.json, OUT/videos/ and OUT/report/index.html; "
+            "attaches results to the registry records of the adapters; --gate promotes those that pass."
+        ),
+        epilog="Sub-commands: 'eval report OUT' re-renders a report; 'eval learning-curve --help'.",
+    )
+    parser.add_argument("--dataset", metavar="DIR", help="dataset folder (required)")
+    parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME[@VER]|DIR",
+        help="adapter to compare with the base: a registry reference or an adapter folder; repeatable",
+    )
+    parser.add_argument(
+        "--registry",
+        metavar="DIR",
+        default=None,
+        help="registry folder (default: $COSMOS_ROS_REGISTRY or ~/.cache/cosmos_ros/registry)",
+    )
+    parser.add_argument(
+        "-o", "--out", metavar="OUT", default=None, help="output folder (default: eval_runs/<time>)"
+    )
+    parser.add_argument(
+        "--gate",
+        action="append",
+        default=[],
+        metavar="METRIC:MARGIN[:ci]",
+        help="promotion rule: adapter must beat the base on METRIC by MARGIN (its unit; ':ci' also needs "
+        "the 95%% CI of the difference on the better side of 0); repeatable. Metrics: psnr, ssim, "
+        "frame_diff_mean, brightness_flicker, warp_error, temporal_sampson_px, cross_view_sampson_px",
+    )
+    parser.add_argument("--gate-file", metavar="YAML", default=None, help="gate rules from a YAML file")
+    parser.add_argument(
+        "--promote-to",
+        default="candidate",
+        choices=("candidate", "approved"),
+        help="status given when the gate passes",
+    )
+    parser.add_argument("--no-report", action="store_true", help="write metrics.json only")
+    parser.add_argument(
+        "--no-registry", action="store_true", help="do not attach results to registry records"
+    )
+    parser.add_argument("--by", default=None, help="actor name for registry changes (default: user@host)")
+    _add_generation_options(parser)
+    parser.set_defaults(func=_eval)
+
+    sub = parser.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
+    report = sub.add_parser(
+        "report", help="re-render OUT/report/index.html from OUT/metrics.json", formatter_class=_FORMATTER
+    )
+    report.add_argument("results", metavar="OUT", help="evaluation output folder holding metrics.json")
+    report.set_defaults(func=_report)
+
+    curve = sub.add_parser(
+        "learning-curve",
+        help="train adapters on nested subsets and plot metric vs. number of clips",
+        formatter_class=_FORMATTER,
+        description=(
+            "Trains one adapter per fraction of the training split (nested subsets: every smaller subset "
+            "is part of the larger ones), evaluates each on the held-out split against the base, and "
+            "plots each metric against the number of training clips (OUT/report/index.html)."
+        ),
+    )
+    curve.add_argument("--dataset", metavar="DIR", required=True, help="dataset folder")
+    curve.add_argument("--config", metavar="YAML", required=True, help="training config (name or path)")
+    curve.add_argument(
+        "--fractions", default="0.1,0.25,0.5,1.0", help="comma-separated fractions of the training clips"
+    )
+    curve.add_argument(
+        "--subset-seed", type=int, default=0, help="seed of the clip order the subsets are cut from"
+    )
+    curve.add_argument("-o", "--out", metavar="OUT", required=True, help="output folder")
+    curve.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="training config override"
+    )
+    _add_generation_options(curve)
+    curve.set_defaults(func=_learning_curve)
+
+
+def _sampson(args: argparse.Namespace) -> Any:
+    from cosmos_ros.evaluation.metrics import SampsonSettings
+
+    return SampsonSettings(
+        ratio=args.sift_ratio, ransac_threshold_px=args.ransac_threshold, frame_gap=args.frame_gap
+    )
+
+
+def _config(args: argparse.Namespace, out: str, adapters: list[str], registry: str | None) -> Any:
+    from cosmos_ros.evaluation.protocol import EvalConfig
+
+    return EvalConfig(
+        dataset=args.dataset, model=args.model, out=out, adapters=adapters, registry=registry,
+        split=args.split, seeds=args.seeds, preset=args.preset, num_frames=args.num_frames, steps=args.steps,
+        height=args.height, width=args.width, conditioning_frames=args.conditioning_frames, fit=args.fit,
+        max_clips=args.max_clips,
+        device=args.device, dtype=args.dtype, safety_checker=args.safety_checker, sampson=_sampson(args),
+    )  # fmt: skip
+
+
+def _gate(args: argparse.Namespace) -> Any:
+    from cosmos_ros.cli import CliError
+    from cosmos_ros.evaluation.gate import GateConfig, load_gate, parse_rule
+
+    try:
+        if args.gate_file:
+            gate = load_gate(args.gate_file)
+            if args.gate:
+                gate = GateConfig(gate.rules + [parse_rule(r) for r in args.gate], gate.promote_to)
+            return gate
+        if args.gate:
+            return GateConfig([parse_rule(r) for r in args.gate], args.promote_to)
+    except (ValueError, KeyError) as exc:
+        raise CliError(str(exc).strip("'\"")) from exc
+    return None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from cosmos_ros.cli import CliError
+
+    if not args.dataset or not args.model:
+        raise CliError("eval needs --dataset DIR and --model DIR (see 'cosmos-ros eval --help')")
+    gate = _gate(args)
+    from cosmos_ros.evaluation.protocol import default_out_dir, run_evaluation
+    from cosmos_ros.evaluation.report import write_report
+    from cosmos_ros.progress import TqdmProgress
+    from cosmos_ros.registry import default_registry_path
+
+    registry = args.registry or (str(default_registry_path()) if any(
+        not _is_path(a) for a in args.adapter) else None)  # fmt: skip
+    out = args.out or default_out_dir()
+    config = _config(args, out, args.adapter, registry)
+    bar = TqdmProgress(unit="video")
+    try:
+        results = run_evaluation(config, progress=bar)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        raise CliError(str(exc)) from exc
+    except Exception as exc:
+        from cosmos_ros.registry import RegistryError
+
+        if isinstance(exc, RegistryError):
+            raise CliError(str(exc)) from exc
+        raise
+    finally:
+        bar.close()
+    print(f"metrics: {out}/metrics.json")
+    if not args.no_report:
+        print(f"report:  {write_report(out, results)}")
+    _print_summary(results)
+    if registry and not args.no_registry:
+        from cosmos_ros.evaluation.gate import publish_results
+
+        published = publish_results(results, registry, gate, by=args.by)
+        for ref, info in published.items():
+            verdict = "" if info["passed"] is None else (" gate PASSED" if info["passed"] else " gate FAILED")
+            print(f"registry: {ref}: results attached;{verdict} status {info['status']}")
+            for check in info["checks"]:
+                print(f"    {'ok  ' if check['passed'] else 'FAIL'} {check['metric']}: {check['reason']}")
+    elif gate is not None:
+        raise CliError("--gate needs adapters from a registry (give --registry and NAME[@VER] adapters)")
+    return 0
+
+
+def _is_path(ref: str) -> bool:
+    from pathlib import Path
+
+    return Path(ref).expanduser().exists()
+
+
+def _print_summary(results: Any) -> None:
+    for metric, per_row in results.summary.items():
+        cells = ", ".join(f"{row} {entry['mean']:.4g}" for row, entry in per_row.items())
+        print(f"  {metric}: {cells}")
+
+
+def _report(args: argparse.Namespace) -> int:
+    from cosmos_ros.cli import CliError
+    from cosmos_ros.evaluation.report import write_report
+    from cosmos_ros.evaluation.results import ResultsFormatError
+
+    try:
+        print(write_report(args.results))
+    except (FileNotFoundError, ResultsFormatError) as exc:
+        raise CliError(str(exc)) from exc
+    return 0
+
+
+def _learning_curve(args: argparse.Namespace) -> int:
+    from cosmos_ros.cli import CliError
+
+    try:
+        from cosmos_ros.evaluation.learning_curve import run_learning_curve
+    except ImportError as exc:
+        raise CliError(f"the learning curve is not available in this build: {exc}") from exc
+    try:
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+    except ValueError as exc:
+        raise CliError(f"--fractions must be comma-separated numbers, got {args.fractions!r}") from exc
+    config = _config(args, args.out, [], None)
+    try:
+        path = run_learning_curve(
+            config, args.config, fractions, overrides=args.set, subset_seed=args.subset_seed
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from exc
+    print(json.dumps({"report": str(path)}))
+    return 0

@@ -1,0 +1,171 @@
+"""Means and 95 % confidence intervals across clips and seeds, and paired differences to the base.
+
+Method (stated in the report): the clip is the unit of independence. For each row and metric the
+seeds of one clip are averaged first (finite values only), then a two-sided Student-t interval is
+taken over the per-clip means: mean +- t(0.975, n-1) * sd / sqrt(n). Differences to the base are
+paired by clip (adapter clip mean - base clip mean) and get the same interval. With one clip there
+is no interval (NaN bounds).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, EvalResults
+
+CI_METHOD = (
+    "95% Student-t interval over per-clip means (seeds of a clip averaged first); "
+    "differences to the base paired by clip"
+)
+
+#: t(0.975, df) for df = 1..30; larger df use the table's tail and then the normal quantile.
+_T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t975(df: int) -> float:
+    """Two-sided 95 % Student-t quantile for ``df`` degrees of freedom."""
+    if df < 1:
+        return math.nan
+    if df <= 30:
+        return _T975[df - 1]
+    if df <= 40:
+        return 2.021
+    if df <= 60:
+        return 2.000
+    if df <= 120:
+        return 1.980
+    return 1.960
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    key: str
+    label: str
+    unit: str
+    higher_is_better: bool
+    description: str
+    #: Where the values live: per generated sample, or in the cross-view records.
+    source: str = "sample"
+    #: Whether the real clips have this statistic too (shown as a reference row).
+    has_real: bool = False
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("psnr", "PSNR", "dB", True, "fidelity to the real continuation, mean of per-frame PSNR"),
+    MetricSpec("ssim", "SSIM", "", True, "structural similarity to the real continuation, mean over frames"),
+    MetricSpec("lpips", "LPIPS", "", False, "learned perceptual distance (AlexNet), mean over frames"),
+    MetricSpec(
+        "frame_diff_mean", "Frame difference", "grey levels", False,
+        "mean absolute luma change between consecutive frames", has_real=True,
+    ),
+    MetricSpec(
+        "brightness_flicker", "Brightness flicker", "grey levels", False,
+        "mean absolute change of mean frame brightness between consecutive frames", has_real=True,
+    ),
+    MetricSpec(
+        "warp_error", "Warping error", "grey levels", False,
+        "luma error after warping each frame onto the next with Farneback optical flow", has_real=True,
+    ),
+    MetricSpec(
+        "temporal_sampson_px", "Temporal Sampson error", "px", False,
+        "SIFT matches of consecutive frames vs a RANSAC fundamental matrix (< 1 excellent, > 5 poor)",
+        has_real=True,
+    ),
+    MetricSpec(
+        "cross_view_sampson_px", "Cross-view Sampson error", "px", False,
+        "SIFT matches between cameras of one clip group vs one fundamental matrix for the rig",
+        source="cross_view", has_real=True,
+    ),
+)  # fmt: skip
+
+
+def metric_spec(key: str) -> MetricSpec:
+    for spec in METRICS:
+        if spec.key == key:
+            return spec
+    raise KeyError(f"unknown metric {key!r}; known: {', '.join(s.key for s in METRICS)}")
+
+
+@dataclass(frozen=True)
+class Interval:
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def mean_ci(values: Iterable[float]) -> Interval:
+    """Mean and 95 % Student-t interval of the finite values."""
+    arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
+    n = int(arr.size)
+    if n == 0:
+        return Interval(math.nan, math.nan, math.nan, 0)
+    mean = float(arr.mean())
+    if n == 1:
+        return Interval(mean, math.nan, math.nan, 1)
+    half = t975(n - 1) * float(arr.std(ddof=1)) / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n)
+
+
+def _seed_average(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    by_key: dict[str, list[float]] = {}
+    for key, value in pairs:
+        by_key.setdefault(key, []).append(value)
+    out = {}
+    for key, values in sorted(by_key.items()):
+        finite = [v for v in values if math.isfinite(v)]
+        out[key] = float(np.mean(finite)) if finite else math.nan
+    return out
+
+
+def unit_means(results: EvalResults, row: str, metric: str) -> dict[str, float]:
+    """Per-unit means of one metric: unit = clip (or clip group for cross-view), seeds averaged."""
+    spec = metric_spec(metric)
+    if spec.source == "cross_view":
+        pairs = [
+            (c.clip_group + "|" + "|".join(c.views), c.metrics.get("mean_px", math.nan))
+            for c in results.cross_view
+            if c.row == row
+        ]
+    elif row == REAL_ROW:
+        pairs = [(r.clip_id, r.metrics[metric]) for r in results.real if metric in r.metrics]
+    else:
+        pairs = [
+            (s.clip_id, s.metrics[metric]) for s in results.samples if s.row == row and metric in s.metrics
+        ]
+    return _seed_average(pairs)
+
+
+def summarize(results: EvalResults) -> dict[str, dict[str, dict[str, object]]]:
+    """Every measured metric: ``{metric: {row: {mean, low, high, n, n_missing, delta (adapters)}}}``."""
+    summary: dict[str, dict[str, dict[str, object]]] = {}
+    rows = ([REAL_ROW] if results.real else []) + results.row_names()
+    for spec in METRICS:
+        per_row: dict[str, dict[str, object]] = {}
+        base_units = unit_means(results, BASE_ROW, spec.key)
+        for row in rows:
+            if row == REAL_ROW and not spec.has_real:
+                continue
+            units = unit_means(results, row, spec.key)
+            if not units:
+                continue
+            entry: dict[str, object] = mean_ci(units.values()).to_dict()
+            entry["n_missing"] = sum(1 for v in units.values() if not math.isfinite(v))
+            if row not in (BASE_ROW, REAL_ROW) and base_units:
+                common = sorted(set(units) & set(base_units))
+                entry["delta"] = mean_ci(units[k] - base_units[k] for k in common).to_dict()
+            per_row[row] = entry
+        if per_row:
+            summary[spec.key] = per_row
+    return summary

@@ -1,0 +1,166 @@
+"""End to end: the tiny model, a synthetic two-camera dataset, a registered adapter, the CLI twice."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from eval_helpers import make_tiny_adapter, make_tiny_dataset
+
+from cosmos_ros.cli import main
+from cosmos_ros.evaluation.gate import GateConfig, GateRule, evaluate_gate, publish_results
+from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, read_results
+from cosmos_ros.media.video import probe_video
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    from cosmos_ros.model.tiny import make_tiny_model
+    from cosmos_ros.registry import open_registry
+
+    root = tmp_path_factory.mktemp("eval")
+    model = make_tiny_model(root / "model", seed=0)
+    dataset = make_tiny_dataset(root / "dataset")
+    adapter = make_tiny_adapter(model, root / "adapter", seed=1)
+    registry = root / "registry"
+    with open_registry(registry) as reg:
+        ref = reg.register(adapter, "tiny.pick").adapter_id
+    return {"root": root, "model": model, "dataset": dataset.root, "registry": registry, "ref": ref}
+
+
+def _run(ws, out: Path) -> int:
+    return main([
+        "eval", "--dataset", str(ws["dataset"]), "--split", "test", "--adapter", ws["ref"], "--seeds", "2",
+        "--model", str(ws["model"]), "--registry", str(ws["registry"]), "-o", str(out), "--preset", "preview",
+        "--steps", "1", "--device", "cpu", "--dtype", "float32", "--by", "tester", "--gate", "psnr:1000",
+    ])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace):
+    out = workspace["root"] / "run1"
+    assert _run(workspace, out) == 0
+    return out
+
+
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href") and value:
+                self.refs.append(value)
+
+
+def test_metrics_json_has_every_row_clip_seed_and_provenance(workspace, first_run):
+    results = read_results(first_run)
+    assert results.row_names() == [BASE_ROW, workspace["ref"]]
+    assert sorted({(s.row, s.clip_id, s.seed) for s in results.samples}) == sorted(
+        (row, clip, seed)
+        for row in results.row_names()
+        for clip in ("ep0_front", "ep0_side")
+        for seed in (0, 1)
+    )
+    assert results.dataset["manifest_sha256"] and results.base["fingerprint"].startswith("sha256:")
+    assert results.row(workspace["ref"]).fingerprint  # the adapter artifact's sha256
+    assert results.code_version and results.settings["num_frames"] == 5 and results.settings["seeds"] == 2
+    for sample in results.samples:
+        assert len(sample.per_frame["psnr"]) == 4  # 5 predicted frames minus 1 conditioning frame
+        assert math.isfinite(sample.metrics["psnr"]) and -1 <= sample.metrics["ssim"] <= 1
+        assert (first_run / sample.video).is_file()
+    assert {r.clip_id for r in results.real} == {"ep0_front", "ep0_side"}
+    # One clip group with two cameras: cross-view for real and every row x seed.
+    assert len(results.cross_view) == 1 + 2 * 2
+    real_cross = next(c for c in results.cross_view if c.row == REAL_ROW)
+    assert real_cross.views == ["/cam/front", "/cam/side"]
+    assert "psnr" in results.summary and BASE_ROW in results.summary["psnr"]
+    assert "delta" in results.summary["psnr"][workspace["ref"]]
+    assert results.lpips["reason"]
+    json.loads((first_run / "metrics.json").read_text())  # strict JSON (no bare NaN/Infinity)
+
+
+def test_same_command_twice_gives_identical_numbers(workspace, first_run):
+    out = workspace["root"] / "run2"
+    assert _run(workspace, out) == 0  # the very same command, another output folder
+    assert read_results(first_run).numbers() == read_results(out).numbers()
+
+
+def test_failed_gate_attaches_results_and_keeps_the_status(workspace, first_run):
+    from cosmos_ros.registry import open_registry
+
+    with open_registry(workspace["registry"]) as reg:
+        record = reg.get(workspace["ref"])
+    assert record.status == "draft"
+    latest = record.evaluations[-1].results
+    assert latest["passed"] is False and latest["gate"]["checks"][0]["metric"] == "psnr"
+    assert latest["dataset_manifest_sha256"] == read_results(first_run).dataset["manifest_sha256"]
+
+
+def test_passing_gate_promotes_to_approved(workspace, first_run):
+    from cosmos_ros.registry import open_registry
+
+    results = read_results(first_run)
+    ref = workspace["ref"]
+    gate = GateConfig([GateRule("psnr", 0.5), GateRule("temporal_sampson_px", 0.0)], promote_to="approved")
+    # The adapter's measured differences, replaced by known ones so both outcomes are checked.
+    results.summary["psnr"][ref]["delta"] = {"mean": 0.4, "low": 0.1, "high": 0.7, "n": 2}
+    assert not evaluate_gate(results, ref, gate).passed
+    results.summary["psnr"][ref]["delta"] = {"mean": 0.8, "low": 0.3, "high": 1.3, "n": 2}
+    results.summary["temporal_sampson_px"][ref]["delta"] = {"mean": -0.2, "low": -0.3, "high": -0.1, "n": 2}
+    assert evaluate_gate(results, ref, gate).passed
+    published = publish_results(results, workspace["registry"], gate, by="tester")
+    assert published[ref]["passed"] and published[ref]["status"] == "approved"
+    with open_registry(workspace["registry"]) as reg:
+        assert reg.get(ref).status == "approved"
+
+
+def test_report_references_only_existing_files_and_plays_h264(first_run):
+    index = first_run / "report" / "index.html"
+    parser = _Refs()
+    parser.feed(index.read_text(encoding="utf-8"))
+    videos = [ref for ref in parser.refs if ref.endswith(".mp4")]
+    assert videos, "the report shows no videos"
+    for ref in parser.refs:
+        assert not ref.startswith(("http:", "https:", "//")), f"remote reference {ref}"
+        assert (index.parent / ref).is_file(), f"{ref} does not exist"
+    info = probe_video(index.parent / videos[0])
+    assert info.frame_count == 5
+    html = index.read_text(encoding="utf-8")
+    assert "<svg" in html and "Student-t" in html and "LPIPS" in html
+
+
+def test_headless_browser_screenshot_of_the_report(first_run, tmp_path):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        pytest.skip(
+            "Chromium is not installed: no headless screenshot of the report (apt-get install chromium)"
+        )
+    shot = first_run / "report_screenshot.png"
+    cmd = [
+        browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1280,2400", "--hide-scrollbars", f"--screenshot={shot}",
+        (first_run / "report" / "index.html").as_uri(),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=60)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_unknown_adapter_is_a_clean_cli_error(workspace, tmp_path, capsys):
+    code = main([
+        "eval", "--dataset", str(workspace["dataset"]), "--adapter", "nosuch@1",
+        "--model", str(workspace["model"]),
+        "--registry", str(workspace["registry"]), "-o", str(tmp_path / "x"), "--preset", "preview",
+        "--device", "cpu", "--dtype", "float32", "--seeds", "1",
+    ])  # fmt: skip
+    assert code == 1
+    assert "nosuch" in capsys.readouterr().err
