@@ -48,3 +48,15 @@ def tiny_overrides(base: Path, dataset: Path, out: Path, cache: Path, **extra: o
     items = [f"base_model={base}", f"dataset={dataset}", f"output_dir={out}", f"cache_dir={cache}"]
     items += [f"{k}={v}" for k, v in extra.items()]
     return items
+
+
+def one_thread():
+    """Generator for an autouse fixture: tiny CPU models run fastest (and bit-reproducibly) on one thread."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -211,18 +211,30 @@ def train(
 
     # ---- precompute (main process first; the others then find everything cached)
     params = PreprocessParams(
-        base_fingerprint=fingerprint, height=cfg.height, width=cfg.width, num_frames=cfg.num_frames,
-        frame_fit=cfg.frame_fit, prompt_prefix=cfg.prompt_prefix, max_sequence_length=cfg.max_sequence_length,
+        base_fingerprint=fingerprint,
+        height=cfg.height,
+        width=cfg.width,
+        num_frames=cfg.num_frames,
+        frame_fit=cfg.frame_fit,
+        prompt_prefix=cfg.prompt_prefix,
+        max_sequence_length=cfg.max_sequence_length,
         compute_dtype=str(dtype).removeprefix("torch."),
-    )  # fmt: skip
+    )
     cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     result_cache = None
     for turn in (True, False):
         if dist_info.main == turn:
             result_cache = precompute(
-                cfg.base_model, params, cache_dir, split.train, split.val, projection=transformer.crossattn_proj,
-                device=device, dtype=dtype, progress=progress if dist_info.main else None,
-            )  # fmt: skip
+                cfg.base_model,
+                params,
+                cache_dir,
+                split.train,
+                split.val,
+                projection=transformer.crossattn_proj,
+                device=device,
+                dtype=dtype,
+                progress=progress if dist_info.main else None,
+            )
         if dist_info.world > 1:
             torch.distributed.barrier()
     assert result_cache is not None
@@ -272,8 +284,16 @@ def train(
 
     def probe() -> float:
         transformer.eval()
-        value = fixed_draw_loss(transformer, probe_items, cfg, stream="probe", draws_per_clip=2,
-                                device=device, dtype=dtype, autocast=autocast)  # fmt: skip
+        value = fixed_draw_loss(
+            transformer,
+            probe_items,
+            cfg,
+            stream="probe",
+            draws_per_clip=2,
+            device=device,
+            dtype=dtype,
+            autocast=autocast,
+        )
         transformer.train()
         return value
 
@@ -334,10 +354,19 @@ def train(
             if dist_info.main:
                 epoch, within = divmod(done, order.steps_per_epoch)
                 save_checkpoint(
-                    output_dir, done, trainable_state(transformer), optimizer, scheduler,
-                    {"epoch": epoch, "step_in_epoch": within, "losses": losses, "base_fingerprint": fingerprint},
+                    output_dir,
+                    done,
+                    trainable_state(transformer),
+                    optimizer,
+                    scheduler,
+                    {
+                        "epoch": epoch,
+                        "step_in_epoch": within,
+                        "losses": losses,
+                        "base_fingerprint": fingerprint,
+                    },
                     cfg.keep_checkpoints,
-                )  # fmt: skip
+                )
             if dist_info.world > 1:
                 torch.distributed.barrier()
 
@@ -389,26 +418,44 @@ def _make_batch(
     for pos in positions:
         item = data[order.clip_index(step, pos)]
         gen = sample_generator(cfg.seed, order.sample_key(step, pos))
-        draw = draw_sample(gen, tuple(item["latents"].shape), mean=cfg.logit_normal_mean,
-                           std=cfg.logit_normal_std, shift=cfg.sigma_shift,
-                           cond_frame_probs=cfg.cond_frame_probs, prompt_dropout=cfg.prompt_dropout)  # fmt: skip
+        draw = draw_sample(
+            gen,
+            tuple(item["latents"].shape),
+            mean=cfg.logit_normal_mean,
+            std=cfg.logit_normal_std,
+            shift=cfg.sigma_shift,
+            cond_frame_probs=cfg.cond_frame_probs,
+            prompt_dropout=cfg.prompt_dropout,
+        )
         cleans.append(item["latents"])
         noises.append(draw.noise)
         sigmas.append(draw.sigma)
         conds.append(draw.num_cond_frames)
         texts.append(data.empty_text if draw.drop_prompt else item["text"])
     inputs = build_inputs(
-        torch.stack(cleans).to(device), torch.stack(noises).to(device),
-        torch.tensor(sigmas, device=device), torch.tensor(conds), cfg.cond_timestep, dtype,
-    )  # fmt: skip
+        torch.stack(cleans).to(device),
+        torch.stack(noises).to(device),
+        torch.tensor(sigmas, device=device),
+        torch.tensor(conds),
+        cfg.cond_timestep,
+        dtype,
+    )
     return _Batch(inputs, torch.stack(texts).to(device, dtype))
 
 
 class _Validator:
     """Holds the VAE (on the CPU between validations), scheduler and real validation frames."""
 
-    def __init__(self, cfg: TrainConfig, layout: Any, data: CachedLatents, clips: list[Any], device: torch.device,
-                 dtype: torch.dtype, autocast: Any) -> None:  # fmt: skip
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        layout: Any,
+        data: CachedLatents,
+        clips: list[Any],
+        device: torch.device,
+        dtype: torch.dtype,
+        autocast: Any,
+    ) -> None:
         from cosmos_ros.model import loading
 
         from .precompute import PreprocessParams, load_clip_frames
@@ -426,8 +473,18 @@ class _Validator:
 
         from .validation import run_validation
 
-        result = run_validation(transformer, self.vae, self.scheduler, self.items, self.real, self.ids, self.cfg,
-                                device=self.device, dtype=self.dtype, autocast=self.autocast)  # fmt: skip
+        result = run_validation(
+            transformer,
+            self.vae,
+            self.scheduler,
+            self.items,
+            self.real,
+            self.ids,
+            self.cfg,
+            device=self.device,
+            dtype=self.dtype,
+            autocast=self.autocast,
+        )
         if writer is not None:
             writer.add_scalar("val/loss", result.loss, step)
             writer.add_scalar("val/psnr", result.psnr, step)
@@ -445,8 +502,15 @@ class _Validator:
         return {"val_loss": result.loss, "val_psnr": result.psnr, "val_ssim": result.ssim}
 
 
-def _write_output(cfg: TrainConfig, transformer: torch.nn.Module, fingerprint: str, split: Any,
-                  metrics: dict[str, Any], started_at: str, output_dir: Path) -> Path:  # fmt: skip
+def _write_output(
+    cfg: TrainConfig,
+    transformer: torch.nn.Module,
+    fingerprint: str,
+    split: Any,
+    metrics: dict[str, Any],
+    started_at: str,
+    output_dir: Path,
+) -> Path:
     from cosmos_ros.model.adapter_folder import AdapterMetadata
 
     from .output import code_version, register_adapter, write_adapter_folder

@@ -196,8 +196,11 @@ def precompute(
                     params.max_sequence_length,
                 )
                 with atomic_path(folder / name) as tmp:
-                    save_file({"latents": latents.contiguous(), "text": text.contiguous()}, str(tmp),
-                              metadata={"clip_id": clip.clip_id, "video": str(clip.video.name)})  # fmt: skip
+                    save_file(
+                        {"latents": latents.contiguous(), "text": text.contiguous()},
+                        str(tmp),
+                        metadata={"clip_id": clip.clip_id, "video": str(clip.video.name)},
+                    )
                 encoded += 1
                 watch.report(i + 1, clip.clip_id)
         finally:

@@ -44,12 +44,23 @@ def fixed_draw_loss(
         for d in range(draws_per_clip):
             gen = sample_generator(cfg.seed, index * 1000 + d, stream)
             clean = item["latents"].unsqueeze(0)
-            draw = draw_sample(gen, tuple(clean.shape), mean=cfg.logit_normal_mean, std=cfg.logit_normal_std,
-                               shift=cfg.sigma_shift, cond_frame_probs=cfg.cond_frame_probs,
-                               prompt_dropout=0.0)  # fmt: skip
-            inputs = build_inputs(clean.to(device), draw.noise.to(device),
-                                  torch.tensor([draw.sigma], device=device),
-                                  torch.tensor([draw.num_cond_frames]), cfg.cond_timestep, dtype)  # fmt: skip
+            draw = draw_sample(
+                gen,
+                tuple(clean.shape),
+                mean=cfg.logit_normal_mean,
+                std=cfg.logit_normal_std,
+                shift=cfg.sigma_shift,
+                cond_frame_probs=cfg.cond_frame_probs,
+                prompt_dropout=0.0,
+            )
+            inputs = build_inputs(
+                clean.to(device),
+                draw.noise.to(device),
+                torch.tensor([draw.sigma], device=device),
+                torch.tensor([draw.num_cond_frames]),
+                cfg.cond_timestep,
+                dtype,
+            )
             with autocast():
                 pred = predict_velocity(transformer, inputs, item["text"].unsqueeze(0).to(device, dtype))
             losses.append(float(per_sample_loss(pred, inputs)[0]))
@@ -87,8 +98,14 @@ def predict_latents(
         timestep = cond_indicator * cond_timestep + (1 - cond_indicator) * sigma
         hidden = (cond_mask * clean + (1 - cond_mask) * latents).to(dtype)
         with autocast():
-            pred = transformer(hidden_states=hidden, condition_mask=cond_mask.to(dtype), timestep=timestep,
-                               encoder_hidden_states=text, padding_mask=padding_mask, return_dict=False)[0]  # fmt: skip
+            pred = transformer(
+                hidden_states=hidden,
+                condition_mask=cond_mask.to(dtype),
+                timestep=timestep,
+                encoder_hidden_states=text,
+                padding_mask=padding_mask,
+                return_dict=False,
+            )[0]
         pred = gt_velocity + pred.float() * (1 - cond_mask)
         latents = scheduler.step(pred, t_step, latents, return_dict=False)[0]
     return latents
@@ -130,15 +147,30 @@ def run_validation(
     was_training = transformer.training
     transformer.eval()
     try:
-        loss = fixed_draw_loss(transformer, items, cfg, stream="validation", draws_per_clip=2,
-                               device=device, dtype=dtype, autocast=autocast)  # fmt: skip
+        loss = fixed_draw_loss(
+            transformer,
+            items,
+            cfg,
+            stream="validation",
+            draws_per_clip=2,
+            device=device,
+            dtype=dtype,
+            autocast=autocast,
+        )
         psnrs, ssims, videos = [], [], {}
         for item, real, clip_id in zip(items, real_frames, clip_ids, strict=True):
             latents = predict_latents(
-                transformer, scheduler, item["latents"].unsqueeze(0).to(device),
-                item["text"].unsqueeze(0).to(device, dtype), steps=cfg.validation_steps, num_cond_frames=1,
-                cond_timestep=cfg.cond_timestep, seed=cfg.seed, dtype=dtype, autocast=autocast,
-            )  # fmt: skip
+                transformer,
+                scheduler,
+                item["latents"].unsqueeze(0).to(device),
+                item["text"].unsqueeze(0).to(device, dtype),
+                steps=cfg.validation_steps,
+                num_cond_frames=1,
+                cond_timestep=cfg.cond_timestep,
+                seed=cfg.seed,
+                dtype=dtype,
+                autocast=autocast,
+            )
             predicted = decode_latents(vae, latents, device)[: len(real)]
             # Frame 0 is the given conditioning frame; score the continuation only.
             psnrs.append(finite_mean(psnr_per_frame(real[1:], predicted[1:])))
