@@ -69,7 +69,7 @@ def test_workflow_register_approve_export_import_verify(
     assert [entry["action"] for entry in json.loads(out)] == ["import"]
 
     assert run(capsys, "verify", "--registry", reg_b)[0] == 0
-    flip_one_byte(Path(reg_b) / "blobs" / "sha256" / shown["artifact_sha256"])
+    flip_one_byte(Path(reg_b) / "blobs" / "sha256" / f"{shown['artifact_sha256']}.safetensors")
     code, out, _ = run(capsys, "verify", "--registry", reg_b, "--json")
     assert code == 1 and [p["kind"] for p in json.loads(out)] == ["hash_mismatch"]
 
@@ -99,7 +99,7 @@ def test_gc_and_registry_from_environment(
 ) -> None:
     monkeypatch.setenv("COSMOS_ROS_REGISTRY", str(tmp_path / "env"))
     run(capsys, "register", str(make_adapter_folder(tmp_path / "adapter")), "x")
-    orphan = tmp_path / "env" / "blobs" / "sha256" / ("0" * 64)
+    orphan = tmp_path / "env" / "blobs" / "sha256" / ("0" * 64 + ".safetensors")
     orphan.write_bytes(b"junk")
     code, out, _ = run(capsys, "verify")
     assert code == 1 and "orphan_blob" in out

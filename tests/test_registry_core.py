@@ -56,7 +56,7 @@ def test_register_copies_weights_and_reads_metadata(registry: Registry, tmp_path
     assert record.tags == ["site=lab2"] and record.created_by == "alice"
     assert record.tensor_count == 12
     blob = registry.artifact_path(record)
-    assert blob == Path(registry.location) / "blobs" / "sha256" / digest
+    assert blob == Path(registry.location) / "blobs" / "sha256" / f"{digest}.safetensors"
     assert blob.read_bytes() == (folder / WEIGHTS_NAME).read_bytes()
     # the source can change or vanish afterwards: the registry holds its own copy
     (folder / WEIGHTS_NAME).unlink()
@@ -224,15 +224,19 @@ def test_tampered_artifact_refused_at_load_and_reported(registry: Registry, tmp_
 def test_verify_reports_missing_orphans_and_gc_removes_only_those(registry: Registry, tmp_path: Path) -> None:
     record = registry.register(make_adapter_folder(tmp_path / "a"), "ur5e.pick")
     blob_dir = Path(registry.location) / "blobs" / "sha256"
-    orphan = blob_dir / ("e" * 64)
+    orphan = blob_dir / ("e" * 64 + ".safetensors")
     orphan.write_bytes(b"left behind")
-    temp = blob_dir / f".{'d' * 64}.abc123.part"
+    temp = blob_dir / f".{'d' * 64}.safetensors.abc123.part"
     temp.write_bytes(b"half")
+    stray = blob_dir / "notes.txt"
+    stray.write_text("not a blob")
     kinds = sorted(p.kind for p in registry.verify())
-    assert kinds == ["orphan_blob", "temp_file"]
+    assert kinds == ["orphan_blob", "stray_file", "temp_file"]
     assert registry.gc() == []  # younger than the default grace period
     removed = registry.gc(min_age_s=0)
     assert sorted(removed) == sorted([orphan, temp])
+    assert [p.kind for p in registry.verify()] == ["stray_file"] and stray.exists()  # gc only removes its own
+    stray.unlink()
     assert registry.verify() == [] and registry.artifact_path(record).is_file()
     assert registry.audit_log()[-1].action == "gc"
     registry.artifact_path(record).chmod(0o644)
@@ -283,3 +287,15 @@ def test_default_location_comes_from_environment(tmp_path: Path, monkeypatch: py
     with open_registry() as reg:
         assert Path(reg.location) == tmp_path / "env-reg"
     assert (tmp_path / "env-reg" / "registry.sqlite3").is_file()
+
+
+def test_loadable_weights_path_is_accepted_by_the_adapter_folder_contract(
+    registry: Registry, tmp_path: Path
+) -> None:
+    """The generation node hands ``weights_path`` to the model's adapter reader, which goes by suffix."""
+    from cosmos_ros.model.adapter_folder import weights_path
+
+    record = approved(registry, make_adapter_folder(tmp_path / "a"))
+    loadable = registry.resolve_for_loading(record.adapter_id, base_fingerprint=BASE_FP)
+    assert weights_path(loadable.weights_path) == loadable.weights_path
+    assert loadable.file_metadata() == {"format": "pt"}

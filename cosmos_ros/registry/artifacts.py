@@ -1,4 +1,7 @@
-"""Content-addressed artifact store: ``blobs/sha256/<hex>``, written atomically, read-only once written.
+"""Content-addressed artifact store: ``blobs/sha256/<hex>.safetensors``, atomic, read-only once written.
+
+The ``.safetensors`` suffix lets the stored file be handed straight to loaders that go by the
+suffix (``adapter_folder.weights_path``, diffusers ``load_lora_weights``).
 
 Only safetensors files are accepted: the header is parsed with the ``safetensors`` library before
 a blob gets its final name, so a pickle, a truncated file or random bytes never enter the store.
@@ -21,6 +24,8 @@ from cosmos_ros.registry.records import ArtifactError
 
 CHUNK = 4 * 1024 * 1024
 SHA256_RE = re.compile(r"^[0-9a-f]{64}\Z")
+BLOB_SUFFIX = ".safetensors"
+_BLOB_RE = re.compile(r"^([0-9a-f]{64})\.safetensors\Z")
 #: Fault injection for crash tests: when this variable names a point that the code passes, the
 #: process kills itself with SIGKILL there (no cleanup handlers run, just like a power cut).
 FAULT_ENV = "COSMOS_ROS_REGISTRY_FAULT"
@@ -105,7 +110,7 @@ def sha256_file(
 
 
 class ArtifactStore:
-    """Blobs named by their sha256 under ``<root>/blobs/sha256``."""
+    """Blobs named ``<sha256>.safetensors`` under ``<root>/blobs/sha256``."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.blob_dir = Path(root) / "blobs" / "sha256"
@@ -114,7 +119,15 @@ class ArtifactStore:
     def path_for(self, sha256: str) -> Path:
         if not SHA256_RE.match(sha256):
             raise ArtifactError(f"{sha256!r} is not a sha256 hex digest (64 lowercase hex characters)")
-        return self.blob_dir / sha256
+        return self.blob_dir / f"{sha256}{BLOB_SUFFIX}"
+
+    @staticmethod
+    def digest_of(blob: Path) -> str:
+        """The sha256 a blob is named after."""
+        match = _BLOB_RE.match(blob.name)
+        if match is None:
+            raise ArtifactError(f"{blob} is not named like a blob (<sha256>{BLOB_SUFFIX})")
+        return match.group(1)
 
     def has_intact(self, sha256: str) -> bool:
         """True where the blob exists and still hashes to its name."""
@@ -156,7 +169,7 @@ class ArtifactStore:
         return final
 
     def iter_blobs(self) -> list[Path]:
-        return sorted(p for p in self.blob_dir.iterdir() if p.is_file() and SHA256_RE.match(p.name))
+        return sorted(p for p in self.blob_dir.iterdir() if p.is_file() and _BLOB_RE.match(p.name))
 
     def iter_temp_files(self) -> list[Path]:
         """Leftovers of interrupted writes (``atomic_path`` temporaries) anywhere in the store."""
@@ -166,7 +179,7 @@ class ArtifactStore:
     def iter_strays(self) -> list[Path]:
         """Files in the blob folder that are neither blobs nor temporaries."""
         return sorted(
-            p for p in self.blob_dir.iterdir() if not SHA256_RE.match(p.name) and not p.name.endswith(".part")
+            p for p in self.blob_dir.iterdir() if not _BLOB_RE.match(p.name) and not p.name.endswith(".part")
         )
 
     @staticmethod

@@ -2,8 +2,8 @@
 
 Layout of a registry directory::
 
-    registry.sqlite3          records, status changes, evaluations, append-only audit log
-    blobs/sha256/<hex>        artifacts (safetensors), read-only, named by their sha256
+    registry.sqlite3                 records, status changes, evaluations, append-only audit log
+    blobs/sha256/<hex>.safetensors   artifacts, read-only, named by their sha256
 
 Crash safety: the artifact is copied in first (atomically, under a temporary name), and the
 record is inserted afterwards in one ``BEGIN IMMEDIATE`` transaction that also takes the next
@@ -627,7 +627,7 @@ class SqliteRegistry(Registry):
                     )
             watch.report(index + 1, ids)
         for blob in self.artifacts.iter_blobs():
-            if blob.name not in referenced:
+            if self.artifacts.digest_of(blob) not in referenced:
                 problems.append(
                     Problem("orphan_blob", str(blob), f"{blob} belongs to no record ('gc' removes it)")
                 )
@@ -644,7 +644,9 @@ class SqliteRegistry(Registry):
         # limit protects blobs that a registration copied in but has not committed yet.
         with self._write() as conn:
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT artifact_sha256 FROM adapters")}
-            candidates = [b for b in self.artifacts.iter_blobs() if b.name not in referenced]
+            candidates = [
+                b for b in self.artifacts.iter_blobs() if self.artifacts.digest_of(b) not in referenced
+            ]
             candidates += self.artifacts.iter_temp_files()
             for path in candidates:
                 with contextlib.suppress(FileNotFoundError):
