@@ -60,7 +60,7 @@ class MergedAdapterSwitcher:
             linear = modules.get(module_name)
             if not isinstance(linear, torch.nn.Linear):
                 raise AdapterIncompatible(
-                    f"{adapter.source}: targets {module_name!r}, which is not a Linear layer of the transformer"
+                    f"{adapter.source}: targets {module_name!r}, not a Linear layer here"
                 )
             lora_a = _factor(adapter, module_name, "lora_A")
             lora_b = _factor(adapter, module_name, "lora_B")
