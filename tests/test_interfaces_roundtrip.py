@@ -18,6 +18,9 @@ from cosmos_ros_interfaces.action import PredictVideo
 
 def execute(handle):
     goal = handle.request
+    # Feedback is a topic: the first message can beat DDS discovery of the client's subscription
+    # (a known ROS 2 race), so give discovery a moment, as real generation does by encoding first.
+    time.sleep(0.5)
     for step in range(1, 4):
         fb = PredictVideo.Feedback(stage="denoise", step=step, total_steps=3, elapsed=0.01 * step)
         handle.publish_feedback(fb)
