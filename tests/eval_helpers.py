@@ -101,7 +101,7 @@ def random_warp(
 # A tiny dataset and adapter for the end-to-end tests
 
 
-def make_tiny_dataset(root, frames: int = 9, height: int = 64, width: int = 96):
+def make_tiny_dataset(root, frames: int = 9, height: int = 64, width: int = 96, train_clips: int = 1):
     """Two test clips (two cameras of one clip group, a rigid rig) and one train clip, via dataset_format."""
     from pathlib import Path
 
@@ -119,7 +119,9 @@ def make_tiny_dataset(root, frames: int = 9, height: int = 64, width: int = 96):
     specs = [
         ("ep0_front", "test", "/cam/front", (0.0, 0.0, 0.0)),
         ("ep0_side", "test", "/cam/side", (0.3, 0.0, 0.0)),
-        ("ep1_front", "train", "/cam/front", (0.1, 0.05, 0.0)),
+    ]
+    specs += [
+        (f"ep{i + 1}_front", "train", "/cam/front", (0.1 * (i + 1), 0.05, 0.0)) for i in range(train_clips)
     ]
     records = []
     prompt = "The robot arm is performing a task. The robot arm picks up the red cube."

@@ -162,6 +162,13 @@ class _Row:
     runtime_name: str | None  # name the adapter was loaded under; None for the base
 
 
+def _adapter_label(path: Path) -> str:
+    """Row name of an adapter given as a path: the folder name, or the run folder for ``<run>/adapter``."""
+    if path.is_file():
+        return path.stem
+    return path.parent.name if path.name == "adapter" and path.parent.name else path.name
+
+
 def _load_rows(rt: Any, config: EvalConfig, tmp: Path) -> list[_Row]:
     rows = [_Row(RowInfo(BASE_ROW, "base", rt.fingerprint), None)]
     registry = None
@@ -174,7 +181,7 @@ def _load_rows(rt: Any, config: EvalConfig, tmp: Path) -> list[_Row]:
             meta = read_adapter_metadata(path) if path.is_dir() else None
             staged = rt.load_adapter(runtime_name, path, adapter_id=path.name)
             info = RowInfo(
-                name=path.stem if path.is_file() else path.name,
+                name=_adapter_label(path),
                 kind="adapter",
                 fingerprint=getattr(staged, "sha256", None) or getattr(staged, "adapter_id", None),
                 adapter_ref=None,
