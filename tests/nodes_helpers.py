@@ -56,9 +56,11 @@ def make_tiny_adapter(
     return folder
 
 
-def start_node(module: str, params: dict[str, Any], ready: str, timeout: float = 60.0):
+def start_node(
+    module: str, params: dict[str, Any], ready: str, timeout: float = 60.0, ros_args: list[str] | None = None
+) -> tuple[Any, list[str]]:
     """Start ``cosmos_ros.nodes.<module>`` in a process with ``-p`` parameters; wait for ``ready``."""
-    args: list[str] = []
+    args: list[str] = list(ros_args or [])
     for name, value in params.items():
         if isinstance(value, bool):
             text = "true" if value else "false"
@@ -86,12 +88,13 @@ class Client:
 
     def __init__(self, name: str = "test_client") -> None:
         import rclpy
+        from rclpy.context import Context
         from rclpy.executors import MultiThreadedExecutor
 
-        self.rclpy = rclpy
-        rclpy.init()
-        self.node = rclpy.create_node(name)
-        self.executor = MultiThreadedExecutor(num_threads=4)
+        self.context = Context()  # its own context: several clients may live at once
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = MultiThreadedExecutor(num_threads=4, context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
@@ -99,7 +102,7 @@ class Client:
     def close(self) -> None:
         self.executor.shutdown(timeout_sec=2.0)
         self.node.destroy_node()
-        self.rclpy.shutdown()
+        self.context.try_shutdown()
 
     def wait(self, future: Any, timeout: float = 60.0) -> Any:
         done = threading.Event()
@@ -164,3 +167,13 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str =
             return
         time.sleep(0.05)
     raise AssertionError(f"{what} not met within {timeout} s")
+
+
+def tiny_model_dir(tmp_path_factory: Any) -> Path:
+    """The tiny model, built once per pytest session (every node test file shares it)."""
+    from cosmos_ros.model.tiny import make_tiny_model
+
+    path = tmp_path_factory.getbasetemp() / "nodes_tiny_model"
+    if not (path / "model_index.json").is_file():
+        make_tiny_model(path, seed=0)
+    return path

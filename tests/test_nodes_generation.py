@@ -1,0 +1,214 @@
+"""generation_node over DDS with the tiny model: busy goals, cancel, adapter switching, errors.
+
+The node runs in its own process (its real entry point); this process is the client.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from nodes_helpers import Client, camera_frame, make_tiny_adapter, start_node, tiny_model_dir, wait_until
+from ros_helpers import stop
+
+pytest.importorskip("rclpy")
+from cosmos_ros_interfaces.action import PredictVideo
+from cosmos_ros_interfaces.srv import ListAdapters
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import GetParameters, SetParameters
+from rclpy.action import ActionClient
+from std_msgs.msg import Header
+
+from cosmos_ros.media.video import read_video
+from cosmos_ros.nodes.conversions import rgb_to_image_msg
+
+PROMPT = "The robot arm picks up the red cube"
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    model = tiny_model_dir(tmp_path_factory)
+    work = tmp_path_factory.mktemp("gen")
+    adapter = make_tiny_adapter(model, work / "arm_adapter")
+    proc, _ = start_node(
+        "generation_node",
+        {"model_path": str(model), "output_dir": str(work / "out"), "device": "cpu", "dtype": "float32"},
+        "generation_node active",
+        timeout=90,
+    )
+    client = Client("gen_test_client")
+    action = ActionClient(client.node, PredictVideo, "predict_video")
+    try:
+        yield {"proc": proc, "client": client, "action": action, "adapter": adapter, "work": work}
+    finally:
+        client.close()
+        stop(proc)
+
+
+def goal(seed: int = 1, steps: int = 2, **fields) -> PredictVideo.Goal:
+    frame = rgb_to_image_msg(camera_frame(), Header(frame_id="camera_optical"))
+    return PredictVideo.Goal(
+        prompt=fields.pop("prompt", PROMPT),
+        conditioning_frames=[frame],
+        num_frames=fields.pop("num_frames", 5),
+        steps=steps,
+        seed=seed,
+        **fields,
+    )
+
+
+def run(setup, g: PredictVideo.Goal, feedback=None, timeout: float = 60.0):
+    client = setup["client"]
+    handle = client.send_goal(setup["action"], g, feedback)
+    response = client.wait(handle.get_result_async(), timeout)
+    return response.status, response.result
+
+
+def set_adapter(setup, value: str):
+    client = setup["client"]
+    srv = client.node.create_client(SetParameters, "/generation_node/set_parameters")
+    assert srv.wait_for_service(timeout_sec=10)
+    param = ParameterMsg(
+        name="adapter", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    )
+    return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 30).results[0]
+
+
+def get_adapter(setup) -> str:
+    client = setup["client"]
+    srv = client.node.create_client(GetParameters, "/generation_node/get_parameters")
+    assert srv.wait_for_service(timeout_sec=10)
+    return client.wait(srv.call_async(GetParameters.Request(names=["adapter"])), 10).values[0].string_value
+
+
+def test_busy_goal_is_refused_with_a_reason_and_cancel_stops_within_a_step(setup) -> None:
+    from action_msgs.msg import GoalStatus
+
+    client = setup["client"]
+    feedback: list = []
+    long_handle = client.send_goal(setup["action"], goal(steps=40), feedback)
+    wait_until(lambda: any(f.stage == "denoise" for f in feedback), 30, "first denoising step")
+
+    status, second = run(setup, goal(seed=2))  # while the first one runs
+    assert status == GoalStatus.STATUS_ABORTED
+    assert not second.success and "busy" in second.message and "max_queued_goals" in second.message
+
+    # The node keeps answering services meanwhile.
+    srv = client.node.create_client(ListAdapters, "/generation_node/list_adapters")
+    assert srv.wait_for_service(timeout_sec=5)
+    started = time.monotonic()
+    assert client.wait(srv.call_async(ListAdapters.Request()), 5).success
+    assert time.monotonic() - started < 2.0
+
+    step_at_cancel = max(f.step for f in feedback if f.stage == "denoise")
+    client.wait(long_handle.cancel_goal_async(), 10)
+    response = client.wait(long_handle.get_result_async(), 30)
+    time.sleep(0.3)  # feedback still in flight
+    last_step = max(f.step for f in feedback if f.stage == "denoise")
+    assert response.status == GoalStatus.STATUS_CANCELED
+    assert not response.result.success and "cancel" in response.result.message
+    assert last_step < 40
+    assert last_step - step_at_cancel <= 2  # the step running when cancel arrived, at most one more
+
+    status, result = run(setup, goal(seed=3))  # the node serves the next goal
+    assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.message
+
+
+def test_adapter_parameter_switches_next_prediction_and_unknown_is_refused(setup) -> None:
+    _, base = run(setup, goal(seed=5))
+    assert base.success and base.adapter_id == ""
+
+    ok = set_adapter(setup, str(setup["adapter"]))
+    assert ok.successful, ok.reason
+    _, adapted = run(setup, goal(seed=5))
+    assert adapted.success and adapted.adapter_id == "arm_adapter"
+    base_frames, _ = read_video(base.video_path)
+    adapted_frames, _ = read_video(adapted.video_path)
+    assert base_frames.shape == adapted_frames.shape
+    assert np.abs(base_frames.astype(int) - adapted_frames.astype(int)).mean() > 0.1  # the adapter acts
+
+    refused = set_adapter(setup, "no_such_adapter@3")
+    assert not refused.successful and "no_such_adapter" in refused.reason
+    assert get_adapter(setup) == str(setup["adapter"])
+    _, again = run(setup, goal(seed=5))
+    assert again.adapter_id == "arm_adapter"
+
+    client = setup["client"]
+    srv = client.node.create_client(ListAdapters, "/generation_node/list_adapters")
+    listing = client.wait(srv.call_async(ListAdapters.Request()), 10)
+    assert listing.active_adapter == "arm_adapter"
+    assert [(a.adapter_id, a.loaded, a.active) for a in listing.adapters] == [("arm_adapter", True, True)]
+
+    assert set_adapter(setup, "none").successful
+    _, back = run(setup, goal(seed=5))
+    assert back.adapter_id == ""
+    np.testing.assert_array_equal(read_video(back.video_path)[0], base_frames)
+
+
+def test_bad_requests_fail_with_a_clear_message_and_the_node_lives_on(setup) -> None:
+    _, empty = run(setup, goal(prompt=""))
+    assert not empty.success and "empty prompt" in empty.message
+
+    bad = goal()
+    bad.conditioning_frames[0].encoding = "32FC1"
+    _, unsupported = run(setup, bad)
+    assert not unsupported.success and "32FC1" in unsupported.message and "rgb8" in unsupported.message
+
+    _, no_frames = run(setup, PredictVideo.Goal(prompt=PROMPT, num_frames=5, steps=1))
+    assert not no_frames.success and "conditioning_frames" in no_frames.message
+
+    _, odd = run(setup, goal(num_frames=6))
+    assert not odd.success and "4k+1" in odd.message
+
+    _, bad_adapter = run(setup, goal(adapter="/nonexistent/adapter"))
+    assert not bad_adapter.success and "/nonexistent/adapter" in bad_adapter.message
+
+    assert setup["proc"].poll() is None
+    _, fine = run(setup, goal())
+    assert fine.success, fine.message
+
+
+def test_diagnostics_report_model_adapter_latency(setup) -> None:
+    from diagnostic_msgs.msg import DiagnosticArray
+
+    client = setup["client"]
+    received = client.collect(DiagnosticArray, "/diagnostics", 10)
+    wait_until(
+        lambda: any("generation_node" in s.name for m in received for s in m.status), 10, "diagnostics"
+    )
+    status = next(s for m in received for s in m.status if "generation_node" in s.name)
+    values = {kv.key: kv.value for kv in status.values}
+    assert values["model_loaded"] == "true" and values["lifecycle_state"] == "active"
+    assert "active_adapter" in values and "gpu_memory_allocated_mib" in values
+    assert float(values["last_latency_s"]) > 0
+
+
+def test_missing_model_path_fails_configure_and_the_process_stays_up(tmp_path) -> None:
+    from action_msgs.msg import GoalStatus
+
+    missing = tmp_path / "no_model_here"
+    proc, lines = start_node(
+        "generation_node",
+        {"model_path": str(missing), "output_dir": str(tmp_path / "out")},
+        "configure failed",
+        timeout=60,
+        ros_args=["-r", "__ns:=/broken"],
+    )
+    try:
+        assert any(str(missing) in line and "does not exist" in line for line in lines)
+        time.sleep(0.5)
+        assert proc.poll() is None
+        client = Client("missing_model_client")
+        try:
+            action = ActionClient(client.node, PredictVideo, "/broken/predict_video")
+            handle = client.send_goal(action, goal())
+            response = client.wait(handle.get_result_async(), 20)
+            assert response.status == GoalStatus.STATUS_ABORTED
+            assert "not active" in response.result.message and "unconfigured" in response.result.message
+        finally:
+            client.close()
+        assert proc.poll() is None
+    finally:
+        stop(proc)
