@@ -141,3 +141,34 @@ def test_two_process_gloo_equals_one_process_doubled_batch(world, tmp_path):
         "losses"
     ]
     assert ddp_losses == pytest.approx(single.losses, rel=1e-4)
+
+
+def test_precompute_cache_is_reused_and_keyed_by_preprocessing(world):
+    from cosmos_ros.training.data import load_clips
+    from cosmos_ros.training.precompute import PreprocessParams, precompute
+    from diffusers import CosmosTransformer3DModel
+
+    from cosmos_ros.model.fingerprint import model_fingerprint
+
+    root, base, data = world
+    split = load_clips(data, 9, 1)
+    proj = CosmosTransformer3DModel.from_pretrained(base / "transformer").crossattn_proj
+    params = PreprocessParams(model_fingerprint(base), 64, 96, 9, "crop", "", 32, "float32")
+    kwargs = dict(projection=proj, device=torch.device("cpu"), dtype=torch.float32)
+    first = precompute(base, params, root / "cache_keyed", split.train, split.val, **kwargs)
+    again = precompute(base, params, root / "cache_keyed", split.train, split.val, **kwargs)
+    assert first.encoded == 3 and again.encoded == 0 and again.reused == 3
+    shorter = precompute(
+        base,
+        PreprocessParams(**{**params.__dict__, "num_frames": 5}),
+        root / "cache_keyed",
+        split.train,
+        split.val,
+        **kwargs,
+    )
+    assert shorter.folder != first.folder and shorter.encoded == 3
+    other_base = PreprocessParams(**{**params.__dict__, "base_fingerprint": "sha256:other"})
+    assert other_base.key() != params.key()
+    from safetensors.torch import load_file
+
+    assert load_file(shorter.train_files[0])["latents"].shape[1] == 2  # 5 frames -> 2 latent frames
