@@ -37,7 +37,9 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _colour(row: str, index: int) -> str:
-    return _ROW_COLOURS.get(row, _PALETTE[1 + index % (len(_PALETTE) - 1)])
+    """Fixed colours for real/base; adapters by their position (neutral hues, not good/bad colours)."""
+    adapter_palette = ("#2563eb", "#9333ea", "#0891b2", "#ca8a04", "#db2777", "#4d7c0f")
+    return _ROW_COLOURS.get(row, adapter_palette[index % len(adapter_palette)])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -68,8 +70,10 @@ def bar_chart_svg(spec: MetricSpec, entries: Sequence[tuple[str, dict]], width: 
         f'<text x="4" y="16" font-size="13" font-weight="bold">{_esc(spec.label + unit)}, {better}</text>',
         f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{height - 20}" stroke="#9ca3af"/>',
     ]
+    adapters = [row for row, _ in entries if row not in _ROW_COLOURS]
     for i, (row, entry) in enumerate(entries):
         y = top + i * (bar_h + gap)
+        colour = _colour(row, adapters.index(row) if row in adapters else 0)
         mean = entry.get("mean", math.nan)
         parts.append(
             f'<text x="{left - 6}" y="{y + bar_h * 0.7:.1f}" font-size="12" text-anchor="end">'
@@ -79,7 +83,7 @@ def bar_chart_svg(spec: MetricSpec, entries: Sequence[tuple[str, dict]], width: 
             x0, x1 = sorted((x(0), x(mean)))
             parts.append(
                 f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 1):.1f}" height="{bar_h}" '
-                f'fill="{_colour(row, i)}" opacity="0.85"/>'
+                f'fill="{colour}" opacity="0.85"/>'
             )
             low, high = entry.get("low", math.nan), entry.get("high", math.nan)
             if math.isfinite(low) and math.isfinite(high):
@@ -247,7 +251,7 @@ h1{font-size:22px}h2{font-size:18px;margin-top:28px;border-bottom:1px solid #e5e
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #e5e7eb;padding:4px 8px;font-size:13px}
 th{background:#f3f4f6;text-align:left}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .metric{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}.note{color:#6b7280;font-size:12px}
-.good{color:#15803d}.bad{color:#b91c1c}video{max-width:100%;border:1px solid #e5e7eb}
+.good{color:#15803d}.bad{color:#b91c1c}video{width:100%;max-width:1100px;border:1px solid #e5e7eb}
 code{background:#f3f4f6;padding:0 3px}
 """
 
@@ -283,6 +287,25 @@ def _metric_section(spec: MetricSpec, per_row: dict[str, dict]) -> str:
     )
 
 
+def _notes_table(results: EvalResults) -> str:
+    """Why values are missing or partial (e.g. too few SIFT matches), counted per row and reason."""
+    counts: dict[tuple[str, str, str], int] = {}
+    for item in [*results.samples, *results.real, *results.cross_view]:
+        row = getattr(item, "row", REAL_ROW)
+        for key, reason in item.notes.items():
+            counts[(row, key, reason)] = counts.get((row, key, reason), 0) + 1
+    if not counts:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_esc(row)}</td><td>{_esc(key)}</td><td class='num'>{n}</td><td>{_esc(reason)}</td></tr>"
+        for (row, key, reason), n in sorted(counts.items())
+    )
+    return (
+        "<h2>Notes</h2><p class='note'>Why some values are unmeasured (NaN) or partial.</p>"
+        f"<table><tr><th>row</th><th>metric</th><th>videos</th><th>reason</th></tr>{rows}</table>"
+    )
+
+
 def render_html(
     results: EvalResults, grid: list[tuple[str, int, str, list[str]]], extra_html: str = ""
 ) -> str:
@@ -296,12 +319,18 @@ def render_html(
         f"<td><code>{_esc(r.fingerprint or '')}</code></td></tr>"
         for r in results.rows
     )
+    order = [REAL_ROW, *results.row_names()]  # metrics.json stores rows sorted by name
     sections = [
-        _metric_section(spec, results.summary[spec.key]) for spec in METRICS if spec.key in results.summary
+        _metric_section(
+            spec, {r: results.summary[spec.key][r] for r in order if r in results.summary[spec.key]}
+        )
+        for spec in METRICS
+        if spec.key in results.summary
     ]
     lpips = results.lpips or {}
     lpips_state = "computed" if lpips.get("available") else "not computed"
     lpips_note = f"LPIPS: {lpips_state} ({_esc(lpips.get('reason', 'unknown'))})."
+    notes = _notes_table(results)
     videos = "".join(
         f"<figure><figcaption>{_esc(clip)} · seed {seed} · {_esc(' | '.join(labels))}</figcaption>"
         f'<video src="{_esc(rel)}" controls loop muted playsinline preload="metadata"></video></figure>'
@@ -325,6 +354,7 @@ clips, for reference. {lpips_note}</p>
 <table><tr><th>row</th><th>kind</th><th>adapter</th><th>fingerprint</th></tr>{model_rows}</table>
 <h2>Metrics</h2>
 {"".join(sections) or "<p>No metrics.</p>"}
+{notes}
 {extra_html}
 <h2>Videos</h2>
 <p class="note">Side by side: real | base | each adapter (first seed of each clip).</p>
