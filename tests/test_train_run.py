@@ -41,8 +41,22 @@ def _cfg(world, name, **extra):
 @pytest.mark.parametrize("adapter_type", ["lora", "dora"])
 def test_loss_falls(world, adapter_type):
     """A real learning check: the loss on fixed draws over the training clips drops by >= 20 % in 30 steps."""
-    cfg = _cfg(world, f"learn_{adapter_type}", adapter_type=adapter_type, max_steps=30, validation_clips=1)
+    registry = world[0] / "registry"
+    cfg = _cfg(
+        world,
+        f"learn_{adapter_type}",
+        adapter_type=adapter_type,
+        max_steps=30,
+        validation_clips=1,
+        registry=registry,
+        adapter_name=f"tiny-{adapter_type}",
+    )
     result = train(cfg)
+    from cosmos_ros.registry import open_registry
+
+    assert [r.name for r in open_registry(registry).list(name=f"tiny-{adapter_type}")] == [
+        f"tiny-{adapter_type}"
+    ]
     assert result.steps_done == 30 and len(result.losses) == 30
     assert result.probe_loss_end < 0.8 * result.probe_loss_start, (
         result.probe_loss_start,
