@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 
+# One math thread per process: the suite runs nodes and trainers in several processes at once,
+# and oversubscribed BLAS threads on a 2-core machine are many times slower than one each.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")

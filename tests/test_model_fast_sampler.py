@@ -1,82 +1,81 @@
-"""The fast denoising loop and merged adapters reproduce the stock pipeline's math."""
+"""The fast engine (fast_sampler + merged adapters) reproduces the stock pipeline and peft."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from model_helpers import PROMPT, camera_frame, runtime, save_stock_lora, tiny_model_dir  # noqa: F401
+from model_helpers import PROMPT, camera_frame, save_stock_lora, tiny_model_dir  # noqa: F401
 
-from cosmos_ros.model import fast_sampler as fs
-from cosmos_ros.model.adapters import read_adapter
+from cosmos_ros.model.adapters import AdapterIncompatible, read_adapter
 from cosmos_ros.model.merged_adapters import MergedAdapterSwitcher
 from cosmos_ros.model.runtime import CosmosRuntime
 
 
 @pytest.fixture(scope="module")
-def fast_runtime(tiny_model_dir):  # noqa: F811
-    rt = CosmosRuntime.load(tiny_model_dir, device="cpu", dtype="float32", safety_checker="off")
+def stock_runtime(tiny_model_dir):  # noqa: F811
+    rt = CosmosRuntime.load(
+        tiny_model_dir, device="cpu", dtype="float32", safety_checker="off", engine="stock"
+    )
     yield rt
     rt.close()
 
 
-def fast_predict(rt: CosmosRuntime, frames: list[np.ndarray], seed: int, approximation=None,
-                 forwards: list[int] | None = None) -> np.ndarray:  # fmt: skip
-    from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import DEFAULT_NEGATIVE_PROMPT
+@pytest.fixture(scope="module")
+def fast_runtime(tiny_model_dir):  # noqa: F811
+    rt = CosmosRuntime.load(
+        tiny_model_dir, device="cpu", dtype="float32", safety_checker="off", engine="fast"
+    )
+    yield rt
+    rt.close()
 
-    from cosmos_ros.media.frame_fit import fit_frame
 
-    preset = rt.presets["full"]
-    h, w, n = preset.height, preset.width, preset.num_frames
-    fitted = [fit_frame(f, h, w) for f in frames]
-    video, frames_in = fs.conditioning_video(rt.pipe, fitted, n, h, w)
-    inputs = fs.prepare_inputs(
-        rt.pipe, video, frames_in, num_frames=n, height=h, width=w,
-        prompt_embeds=rt.encode_prompt(PROMPT),
-        negative_prompt_embeds=rt.encode_prompt(DEFAULT_NEGATIVE_PROMPT),
-        generator=torch.Generator("cpu").manual_seed(seed),
-    )  # fmt: skip
-    hook = None
-    if forwards is not None:
-        hook = rt.pipe.transformer.register_forward_hook(lambda *a: forwards.append(1))
-    try:
-        latents = fs.denoise(rt.pipe, inputs, steps=preset.steps, guidance=preset.guidance,
-                             approximation=approximation)  # fmt: skip
-    finally:
-        if hook is not None:
-            hook.remove()
-    return fs.decode(rt.pipe, latents, n)
+def max_diff(a: np.ndarray, b: np.ndarray) -> int:
+    assert a.shape == b.shape
+    return int(np.abs(a.astype(int) - b.astype(int)).max())
 
 
 @pytest.mark.parametrize("num_conditioning", [1, 5], ids=["image-to-world", "video-to-world"])
-def test_fast_loop_matches_stock_pipeline(runtime, fast_runtime, num_conditioning: int) -> None:  # noqa: F811
+def test_fast_engine_matches_stock_pipeline(stock_runtime, fast_runtime, num_conditioning: int) -> None:
     frames = [camera_frame(seed=i) for i in range(num_conditioning)]
-    stock = runtime.predict(frames, PROMPT, adapter=None, seed=11).frames
-    fast = fast_predict(fast_runtime, frames, seed=11)
-    assert fast.shape == stock.shape
-    assert np.abs(fast.astype(int) - stock.astype(int)).max() <= 1
+    stock = stock_runtime.predict(frames, PROMPT, adapter=None, seed=11)
+    fast = fast_runtime.predict(frames, PROMPT, adapter=None, seed=11)
+    assert max_diff(fast.frames, stock.frames) <= 1
+    assert fast.metadata["settings"]["engine"] == "fast"
+    assert {"vae_encode_s", "denoise_s", "vae_decode_s"} <= set(fast.metadata["timings"])
 
 
 @pytest.mark.parametrize("use_dora", [False, True], ids=["lora", "dora"])
-def test_merged_adapter_matches_peft_and_restores_base(runtime, fast_runtime, tmp_path, use_dora) -> None:  # noqa: F811
-    folder = save_stock_lora(runtime.pipe, tmp_path / "adapter", use_dora=use_dora, seed=5)
-    runtime.load_adapter("a", folder)
+def test_merged_adapter_matches_peft(stock_runtime, fast_runtime, tmp_path, use_dora) -> None:
+    folder = save_stock_lora(stock_runtime.pipe, tmp_path / "adapter", use_dora=use_dora, seed=5)
     frame = camera_frame(seed=3)
-    with_peft = runtime.predict(frame, PROMPT, adapter="a", seed=2).frames
-    base_stock = runtime.predict(frame, PROMPT, adapter=None, seed=2).frames
-    runtime.unload_adapter("a")
+    outputs = {}
+    for label, rt in (("stock", stock_runtime), ("fast", fast_runtime)):
+        rt.load_adapter("a", folder)
+        try:
+            outputs[label] = rt.predict(frame, PROMPT, adapter="a", seed=2).frames
+            outputs[label + "_base"] = rt.predict(frame, PROMPT, adapter=None, seed=2).frames
+        finally:
+            rt.unload_adapter("a")
+    assert max_diff(outputs["fast"], outputs["stock"]) <= 1
+    assert max_diff(outputs["fast_base"], outputs["stock_base"]) <= 1
+    assert max_diff(outputs["fast"], outputs["fast_base"]) > 1, "the adapter changed nothing"
 
+
+def test_switching_restores_base_weights_bit_for_bit(fast_runtime, tmp_path) -> None:
     transformer = fast_runtime.pipe.transformer
     before = {k: v.clone() for k, v in transformer.state_dict().items()}
+    first = save_stock_lora(fast_runtime.pipe, tmp_path / "one", seed=1)
+    second = save_stock_lora(fast_runtime.pipe, tmp_path / "two", seed=2, use_dora=True)
     switcher = MergedAdapterSwitcher(transformer)
-    switcher.stage("a", read_adapter(folder))
-    switcher.activate("a")
-    try:
-        merged = fast_predict(fast_runtime, [frame], seed=2)
-    finally:
-        switcher.activate(None)
-    assert np.abs(merged.astype(int) - with_peft.astype(int)).max() <= 1
-    assert np.abs(merged.astype(int) - base_stock.astype(int)).max() > 1, "the adapter changed nothing"
+    switcher.stage("one", read_adapter(first))
+    switcher.stage("two", read_adapter(second))
+    switcher.activate("one")
+    merged_one = transformer.transformer_blocks[0].attn1.to_q.weight.clone()
+    switcher.activate("two")
+    switcher.activate("one")
+    assert torch.equal(transformer.transformer_blocks[0].attn1.to_q.weight, merged_one)
+    switcher.activate(None)
     after = transformer.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "base weights not restored bit for bit"
 
@@ -84,22 +83,29 @@ def test_merged_adapter_matches_peft_and_restores_base(runtime, fast_runtime, tm
 def test_merged_adapter_refuses_other_shapes(fast_runtime, tmp_path) -> None:
     from safetensors.torch import save_file
 
-    from cosmos_ros.model.adapters import AdapterIncompatible
-
     block = "transformer.transformer_blocks.0.attn1.to_q"
-    save_file({f"{block}.lora_A.weight": torch.zeros(4, 7), f"{block}.lora_B.weight": torch.zeros(7, 4)},
-              tmp_path / "pytorch_lora_weights.safetensors")  # fmt: skip
+    save_file(
+        {f"{block}.lora_A.weight": torch.zeros(4, 7), f"{block}.lora_B.weight": torch.zeros(7, 4)},
+        tmp_path / "pytorch_lora_weights.safetensors",
+    )
     with pytest.raises(AdapterIncompatible, match="to_q has LoRA shapes"):
         MergedAdapterSwitcher(fast_runtime.pipe.transformer).stage("bad", read_adapter(tmp_path))
 
 
-def test_approximation_skips_forwards_and_stays_close(fast_runtime) -> None:
+def test_approximate_mode_skips_forwards_and_says_so(fast_runtime, stock_runtime) -> None:
     frame = camera_frame(seed=4)
-    exact_calls: list[int] = []
-    approx_calls: list[int] = []
-    exact = fast_predict(fast_runtime, [frame], seed=1, forwards=exact_calls)
-    approx = fast_predict(fast_runtime, [frame], seed=1, approximation=fs.APPROX_FAST, forwards=approx_calls)
-    steps = fast_runtime.presets["full"].steps
-    assert len(exact_calls) == 2 * steps
-    assert len(approx_calls) < len(exact_calls)
-    assert not np.array_equal(exact, approx)
+    calls: list[int] = []
+    hook = fast_runtime.pipe.transformer.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        exact = fast_runtime.predict(frame, PROMPT, adapter=None, seed=1)
+        exact_calls = len(calls)
+        approx = fast_runtime.predict(frame, PROMPT, adapter=None, seed=1, approximate=True)
+    finally:
+        hook.remove()
+    assert exact_calls == 2 * exact.metadata["settings"]["steps"]
+    assert len(calls) - exact_calls < exact_calls
+    assert approx.metadata["settings"]["approximate"]["guidance_every"] >= 2
+    assert exact.metadata["settings"]["approximate"] is None
+    assert not np.array_equal(exact.frames, approx.frames)
+    with pytest.raises(ValueError, match="needs the fast engine"):
+        stock_runtime.predict(frame, PROMPT, approximate=True)

@@ -74,33 +74,26 @@ class SamplerInputs:
     negative_prompt_embeds: Any | None
 
 
-def conditioning_video(
-    pipe: Any,
-    frames: list[Any],
-    num_frames: int,
-    height: int,
-    width: int,
-    num_latent_conditional_frames: int = 2,
-) -> tuple[Any, int]:
-    """Pre-process conditioning frames as the stock call does; returns (video [1,3,T,H,W], frames_in).
+def conditioning_video(frames: Any, num_latent_conditional_frames: int = 1) -> tuple[Any, int]:
+    """Fitted uint8 frames [T, H, W, 3] -> (video [1, 3, T', H, W] in [-1, 1], frames used).
 
-    One frame is image-to-world (1 latent frame); several are video-to-world, which keeps the last
-    ``4 * (num_latent_conditional_frames - 1) + 1`` frames, as the stock call does.
+    As the stock call: one latent frame conditions on the last frame (image-to-world); two on the
+    last ``4 * (2 - 1) + 1 = 5`` frames (video-to-world).
     """
     import numpy as np
-    import torchvision
+    import torch
 
-    if len(frames) == 1:
-        image = torchvision.transforms.functional.to_tensor(np.asarray(frames[0])).unsqueeze(0)
-        video = image.unsqueeze(0)  # [1, T=1, C, H, W]
-        return pipe.video_processor.preprocess_video(video, height, width), 1
     keep = 4 * (num_latent_conditional_frames - 1) + 1
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
     if len(frames) < keep:
-        raise ValueError(f"video-to-world needs at least {keep} conditioning frames, got {len(frames)}")
-    video = pipe.video_processor.preprocess_video(
-        [torchvision.transforms.functional.to_pil_image(np.asarray(f)) for f in frames[-keep:]], height, width
-    )
-    return video, keep
+        raise ValueError(
+            f"{num_latent_conditional_frames} conditioning latent frame(s) need at least {keep} frames, "
+            f"got {len(frames)}"
+        )
+    clip = torch.from_numpy(np.ascontiguousarray(frames[-keep:]))
+    return clip.permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0, keep
 
 
 def prepare_inputs(
@@ -212,7 +205,6 @@ def denoise(
 
 def decode(pipe: Any, latents: Any, num_frames: int) -> Any:
     """Latents -> uint8 frames [T, H, W, 3], as the stock call's ``output_type="np"`` path."""
-    import numpy as np
     import torch
 
     mean = pipe.latents_mean.to(latents.device, latents.dtype)
@@ -220,8 +212,14 @@ def decode(pipe: Any, latents: Any, num_frames: int) -> Any:
     with torch.backends.cudnn.flags(enabled=True, benchmark=True):
         video = pipe.vae.decode((latents / inv_std + mean).to(pipe.vae.dtype), return_dict=False)[0]
     video = pipe._match_num_frames(video, num_frames)
-    frames = pipe.video_processor.postprocess_video(video, output_type="np")[0]
-    return (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
+    return to_uint8(pipe.video_processor.postprocess_video(video, output_type="np")[0])
+
+
+def to_uint8(frames: Any) -> Any:
+    """The pipeline's float frames in [0, 1] -> uint8 [T, H, W, 3]."""
+    import numpy as np
+
+    return np.clip(np.rint(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)
 
 
 def compile_transformer(

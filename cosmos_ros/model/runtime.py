@@ -1,12 +1,17 @@
 """The model runtime: a frozen Cosmos Predict 2.5 base, hot-swappable adapters, ``predict``.
 
-One :class:`CosmosRuntime` holds one base model. Adapters are attached through diffusers/peft
-(``load_lora_adapter``) and switched with ``set_adapters``/``disable_lora`` -- the base weights
-are never reloaded, and "no adapter" runs the untouched base layers, so it reproduces the base
-output exactly. Prompts are encoded once (see prompt_cache.py); the text encoder is loaded
-lazily, only when a prompt is missing from the cache. ``predict`` calls the stock pipeline's
-``__call__`` with cached ``prompt_embeds`` and uses ``callback_on_step_end`` for progress and
-cancellation.
+One :class:`CosmosRuntime` holds one base model; the base weights are never reloaded and
+"no adapter" reproduces the base output exactly. Prompts are encoded once (see prompt_cache.py);
+the text encoder is loaded lazily, only when a prompt is missing from the cache.
+
+Two engines run the same math (tests/test_model_fast_sampler.py checks them against each other):
+
+``fast`` (default)  fast_sampler.py's loop: adapters merged into the weights in place
+                    (merged_adapters.py: no per-forward LoRA cost, switches in milliseconds,
+                    compiled transformers stay valid), optional regional ``torch.compile`` with a
+                    persistent cache, and the opt-in ``approximate=True`` mode;
+``stock``           the stock pipeline's ``__call__`` with cached ``prompt_embeds`` and adapters
+                    attached through diffusers/peft (``load_lora_adapter``, ``set_adapters``).
 
 Conditioning frames of any size are fitted to the model resolution (``fit="crop"``: resize to
 cover then centre-crop; ``"letterbox"``: resize to fit then pad black; see media/frame_fit.py).
@@ -28,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from cosmos_ros.media.frame_fit import FIT_MODES, fit_frame
-from cosmos_ros.model import loading
+from cosmos_ros.model import fast_sampler, loading
 from cosmos_ros.model.adapters import (
     AdapterIncompatible,
     StagedAdapter,
@@ -36,6 +41,7 @@ from cosmos_ros.model.adapters import (
     read_adapter,
 )
 from cosmos_ros.model.fingerprint import component_fingerprint, model_fingerprint
+from cosmos_ros.model.merged_adapters import MergedAdapterSwitcher
 from cosmos_ros.model.presets import Preset, presets_for, read_model_hint, resolve_preset
 from cosmos_ros.model.prompt_cache import PromptEmbeddingCache
 from cosmos_ros.model.safety import make_safety_checker
@@ -52,6 +58,7 @@ __all__ = [
 ]
 
 MAX_SEQUENCE_LENGTH = 512
+ENGINES: tuple[str, ...] = ("fast", "stock")
 _KEEP = object()  # "leave the active adapter as it is"
 
 
@@ -96,6 +103,7 @@ class CosmosRuntime:
         prompt_cache: PromptEmbeddingCache,
         presets: dict[str, Preset],
         cpu_offload: bool,
+        engine: str = "fast",
     ) -> None:
         self.layout = layout
         self.pipe = pipe
@@ -106,6 +114,8 @@ class CosmosRuntime:
         self.prompt_cache = prompt_cache
         self.presets = presets
         self.cpu_offload = cpu_offload
+        self.engine = engine
+        self._switcher = MergedAdapterSwitcher(pipe.transformer) if engine == "fast" else None
         self._staged: dict[str, StagedAdapter] = {}
         self._adapter_ids: dict[str, str] = {}
         self._active: str | None = None
@@ -122,17 +132,31 @@ class CosmosRuntime:
         safety_checker: str = "auto",
         prompt_cache_dir: str | os.PathLike[str] | None = None,
         cpu_offload: bool = False,
+        engine: str = "fast",
+        compile: bool = False,
+        compile_cache_dir: str | os.PathLike[str] | None = None,
+        attention_backend: str | None = None,
     ) -> CosmosRuntime:
         """Load a local diffusers directory strictly offline (no hub access, safetensors only).
 
         Fails before reading weights when the directory is missing, incomplete, holds a component
         of the wrong class or a different model family. ``cpu_offload`` keeps components on the
         CPU and moves each to ``device`` only while it runs (diffusers model CPU offload).
+        ``engine``: ``fast`` or ``stock`` (module docstring). ``compile`` compiles each transformer
+        block (fast engine; kernels cached under ``compile_cache_dir``, default
+        ``~/.cache/cosmos_ros/torch_compile``). ``attention_backend``: a diffusers attention
+        backend name such as ``_native_cudnn`` (None: PyTorch's own choice).
         """
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
         from diffusers import Cosmos2_5_PredictBasePipeline
 
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; accepted: {', '.join(ENGINES)}")
+        if compile and engine != "fast":
+            raise ValueError(
+                "compile=True needs engine='fast' (peft layers would be recompiled on every swap)"
+            )
         layout = loading.validate_model_dir(model_dir)
         torch_dtype = loading.torch_dtype(dtype)
         if str(device).startswith("cuda") and not torch.cuda.is_available():
@@ -153,6 +177,10 @@ class CosmosRuntime:
             pipe.enable_model_cpu_offload(device=device)
         else:
             pipe.to(device)
+        if attention_backend:
+            pipe.transformer.set_attention_backend(attention_backend)
+        if compile:
+            fast_sampler.compile_transformer(pipe.transformer, cache_dir=compile_cache_dir)
         runtime = cls(
             layout,
             pipe,
@@ -163,6 +191,7 @@ class CosmosRuntime:
             prompt_cache=PromptEmbeddingCache(encoder_fp, prompt_cache_dir),
             presets=presets_for(read_model_hint(layout.model_dir)),
             cpu_offload=cpu_offload,
+            engine=engine,
         )
         log.info("loaded %s (%s, %s, safety: %s)", layout.model_dir, device, torch_dtype, safety)
         return runtime
@@ -249,6 +278,9 @@ class CosmosRuntime:
             return staged
 
     def _attach(self, name: str, staged: StagedAdapter, hotswap: bool = False) -> None:
+        if self._switcher is not None:
+            self._switcher.stage(name, staged)
+            return
         state_dict = {k: v.clone() for k, v in staged.state_dict.items()}
         self.pipe.transformer.load_lora_adapter(
             state_dict,
@@ -275,7 +307,10 @@ class CosmosRuntime:
                 raise ValueError(
                     f"adapter {name!r} is not loaded; loaded adapters: {', '.join(self.loaded_adapters)}"
                 )
-            self.pipe.transformer.delete_adapters([name])
+            if self._switcher is not None:
+                self._switcher.unstage(name)
+            else:
+                self.pipe.transformer.delete_adapters([name])
             del self._staged[name]
             del self._adapter_ids[name]
             if self._active == name:
@@ -284,6 +319,9 @@ class CosmosRuntime:
 
     def _apply_active(self) -> None:
         transformer = self.pipe.transformer
+        if self._switcher is not None:
+            self._switcher.activate(self._active)
+            return
         if not self._staged:
             return
         if self._active is None:
@@ -310,17 +348,25 @@ class CosmosRuntime:
         negative_prompt: str | None = None,
         on_step: ProgressCallback | None = None,
         cancel: threading.Event | None = None,
+        approximate: bool = False,
     ) -> PredictionResult:
         """Predict a video from conditioning ``frames`` and ``prompt``; deterministic for ``seed``.
 
         ``adapter``: a loaded adapter name, ``None`` for the base, omitted to keep the active one.
         Explicit ``num_frames``/``steps``/``guidance``/``height``/``width`` override the preset.
+        ``approximate=True`` (fast engine) trades exactness for about 2x fewer transformer
+        forwards (fast_sampler.APPROX_FAST); the metadata then says so.
         """
         import torch
 
         started = time.monotonic()
         chosen = resolve_preset(preset, self.presets)
         settings = _settings(chosen, num_frames, steps, guidance, height, width, fit, seed)
+        if approximate and self.engine != "fast":
+            raise ValueError(
+                "approximate=True needs the fast engine (CosmosRuntime.load(..., engine='fast'))"
+            )
+        settings["approximate"] = fast_sampler.APPROX_FAST.to_dict() if approximate else None
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt must be a non-empty string describing what should happen")
         conditioning = _conditioning_frames(frames)
@@ -351,7 +397,7 @@ class CosmosRuntime:
                         started, torch) -> PredictionResult:  # fmt: skip
         from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import DEFAULT_NEGATIVE_PROMPT
 
-        h, w, n = settings["height"], settings["width"], settings["num_frames"]
+        h, w = settings["height"], settings["width"]
         fitted = np.stack([fit_frame(f, h, w, settings["fit"]) for f in conditioning])
         t0 = time.monotonic()
         device = self.pipe._execution_device
@@ -362,35 +408,19 @@ class CosmosRuntime:
             negative = self.encode_prompt(negative_text).to(device=device, dtype=self.dtype)
         encode_s = time.monotonic() - t0
 
-        # [T, H, W, 3] uint8 -> [1, 3, T, H, W] in [-1, 1], the pipeline's preprocessed video form.
-        video = torch.from_numpy(fitted).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
         cond_latent_frames = 2 if len(fitted) >= 5 else 1
         watch = Stopwatch(on_step, "denoise", settings["steps"])
-
-        def on_step_end(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            watch.report(i + 1)
-            if cancel is not None and cancel.is_set():
-                raise PredictionCancelled(f"cancelled after denoising step {i + 1} of {settings['steps']}")
-            return kwargs
-
+        generator = torch.Generator(device="cpu").manual_seed(settings["seed"])
         t1 = time.monotonic()
-        output = self.pipe(
-            video=video,
-            prompt_embeds=embeds,
-            negative_prompt_embeds=negative,
-            height=h,
-            width=w,
-            num_frames=n,
-            num_inference_steps=settings["steps"],
-            guidance_scale=settings["guidance"],
-            generator=torch.Generator(device="cpu").manual_seed(settings["seed"]),
-            num_latent_conditional_frames=cond_latent_frames,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-            callback_on_step_end=on_step_end,
-            output_type="np",
-        )
+        if self.engine == "fast":
+            out, stage_times = self._generate_fast(
+                fitted, embeds, negative, settings, cond_latent_frames, generator, watch, cancel
+            )
+        else:
+            out, stage_times = self._generate_stock(
+                fitted, embeds, negative, settings, cond_latent_frames, generator, watch, cancel
+            )
         generate_s = time.monotonic() - t1
-        out = np.clip(np.rint(np.asarray(output.frames[0]) * 255.0), 0, 255).astype(np.uint8)
         out = self._check_video_safety(out)
         metadata = {
             "adapter": self._active,
@@ -403,6 +433,7 @@ class CosmosRuntime:
                 "preset": chosen_name(self.presets, chosen),
                 "conditioning_frames": len(fitted),
                 "conditioning_latent_frames": cond_latent_frames,
+                "engine": self.engine,
                 "dtype": str(self.dtype).removeprefix("torch."),
                 "device": self.device,
                 "safety_checker": self.safety,
@@ -410,10 +441,67 @@ class CosmosRuntime:
             "timings": {
                 "encode_prompt_s": encode_s,
                 "generate_s": generate_s,
+                **stage_times,
                 "total_s": time.monotonic() - started,
             },
         }
         return PredictionResult(frames=out, fps=float(settings["fps"]), metadata=metadata)
+
+    def _generate_fast(self, fitted, embeds, negative, settings, cond_latent_frames, generator, watch,
+                       cancel) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
+        """fast_sampler.py's loop: same math as the stock call, without its waste."""
+        pipe, n = self.pipe, settings["num_frames"]
+        approximation = fast_sampler.APPROX_FAST if settings["approximate"] else None
+        t0 = time.monotonic()
+        video, frames_in = fast_sampler.conditioning_video(fitted, cond_latent_frames)
+        inputs = fast_sampler.prepare_inputs(
+            pipe, video, frames_in, num_frames=n, height=settings["height"], width=settings["width"],
+            prompt_embeds=embeds, negative_prompt_embeds=negative, generator=generator,
+        )  # fmt: skip
+        t1 = time.monotonic()
+        try:
+            latents = fast_sampler.denoise(
+                pipe, inputs, steps=settings["steps"], guidance=settings["guidance"],
+                approximation=approximation, on_step=lambda i, _total: watch.report(i),
+                should_stop=None if cancel is None else cancel.is_set,
+            )  # fmt: skip
+        except fast_sampler.SamplerCancelled as exc:
+            raise PredictionCancelled(str(exc)) from exc
+        t2 = time.monotonic()
+        frames = fast_sampler.decode(pipe, latents, n)
+        t3 = time.monotonic()
+        return frames, {"vae_encode_s": t1 - t0, "denoise_s": t2 - t1, "vae_decode_s": t3 - t2}
+
+    def _generate_stock(self, fitted, embeds, negative, settings, cond_latent_frames, generator, watch,
+                        cancel) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
+        """The stock pipeline's ``__call__``, with progress and cancel through its step callback."""
+        import torch
+
+        # [T, H, W, 3] uint8 -> [1, 3, T, H, W] in [-1, 1], the pipeline's preprocessed video form.
+        video = torch.from_numpy(fitted).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
+
+        def on_step_end(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            watch.report(i + 1)
+            if cancel is not None and cancel.is_set():
+                raise PredictionCancelled(f"cancelled after denoising step {i + 1} of {settings['steps']}")
+            return kwargs
+
+        output = self.pipe(
+            video=video,
+            prompt_embeds=embeds,
+            negative_prompt_embeds=negative,
+            height=settings["height"],
+            width=settings["width"],
+            num_frames=settings["num_frames"],
+            num_inference_steps=settings["steps"],
+            guidance_scale=settings["guidance"],
+            generator=generator,
+            num_latent_conditional_frames=cond_latent_frames,
+            max_sequence_length=MAX_SEQUENCE_LENGTH,
+            callback_on_step_end=on_step_end,
+            output_type="np",
+        )
+        return fast_sampler.to_uint8(output.frames[0]), {}
 
     def _check_video_safety(self, frames: np.ndarray) -> np.ndarray:
         from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import CosmosSafetyChecker

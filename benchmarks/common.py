@@ -1,0 +1,199 @@
+"""Shared pieces of the GPU benchmarks: the real 2B architecture with random weights.
+
+Benchmarks never load real weights: they build ``CosmosTransformer3DModel`` with the released 2B
+configuration (../shared/ANCHORS.md, reproduced below) and a default-config Wan 2.1 VAE, seeded,
+so that timings and memory are those of the real model while nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+#: Cosmos-Predict2.5-2B transformer configuration (2.06 B parameters).
+COSMOS_2B_CONFIG: dict[str, Any] = {
+    "in_channels": 17,
+    "out_channels": 16,
+    "num_attention_heads": 16,
+    "attention_head_dim": 128,
+    "num_layers": 28,
+    "mlp_ratio": 4.0,
+    "text_embed_dim": 1024,
+    "adaln_lora_dim": 256,
+    "max_size": (128, 240, 240),
+    "patch_size": (1, 2, 2),
+    "rope_scale": (1.0, 3.0, 3.0),
+    "concat_padding_mask": True,
+    "extra_pos_embed_type": None,
+    "use_crossattn_projection": True,
+    "crossattn_proj_in_channels": 100352,
+    "encoder_hidden_states_channels": 1024,
+}
+
+#: A tiny configuration of the same classes, for a --quick sanity run on a CPU.
+TINY_CONFIG: dict[str, Any] = {
+    **COSMOS_2B_CONFIG,
+    "num_attention_heads": 2,
+    "attention_head_dim": 32,
+    "num_layers": 2,
+    "mlp_ratio": 2.0,
+    "text_embed_dim": 32,
+    "adaln_lora_dim": 8,
+    "crossattn_proj_in_channels": 64,
+    "encoder_hidden_states_channels": 32,
+}
+
+#: The published recipe's LoRA targets.
+RECIPE_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
+
+
+def sync() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def now() -> float:
+    sync()
+    return time.perf_counter()
+
+
+def median(values: list[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def peak_gib() -> float:
+    import torch
+
+    return torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
+def reset_peak() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
+def build_transformer(quick: bool, device: str, dtype: Any, seed: int = 0) -> Any:
+    import torch
+    from diffusers import CosmosTransformer3DModel
+
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = CosmosTransformer3DModel(**(TINY_CONFIG if quick else COSMOS_2B_CONFIG))
+    return model.to(dtype).eval().requires_grad_(False)
+
+
+def build_vae(quick: bool, device: str, dtype: Any, seed: int = 1) -> Any:
+    import torch
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(seed)
+    kwargs = {"base_dim": 8, "dim_mult": [1, 1, 1, 1], "num_res_blocks": 1} if quick else {}
+    with torch.device(device):
+        vae = AutoencoderKLWan(**kwargs)
+    return vae.to(dtype).eval().requires_grad_(False)
+
+
+def build_scheduler() -> Any:
+    from diffusers import UniPCMultistepScheduler
+
+    # The released model's scheduler settings.
+    return UniPCMultistepScheduler(
+        use_karras_sigmas=True,
+        use_flow_sigmas=True,
+        prediction_type="flow_prediction",
+        sigma_max=200.0,
+        sigma_min=0.01,
+    )
+
+
+def build_pipeline(quick: bool, device: str, dtype: Any) -> Any:
+    from diffusers import Cosmos2_5_PredictBasePipeline
+
+    from cosmos_ros.model.safety import PassThroughSafetyChecker
+
+    pipe = Cosmos2_5_PredictBasePipeline(
+        text_encoder=None,
+        tokenizer=None,
+        transformer=build_transformer(quick, device, dtype),
+        vae=build_vae(quick, device, dtype),
+        scheduler=build_scheduler(),
+        safety_checker=PassThroughSafetyChecker(),
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device)
+
+
+def random_prompt_embeds(quick: bool, device: str, dtype: Any, seed: int) -> Any:
+    """Stand-ins for cached text-encoder outputs: [1, 512, 100352] like Cosmos-Reason1's."""
+    import torch
+
+    channels = (TINY_CONFIG if quick else COSMOS_2B_CONFIG)["crossattn_proj_in_channels"]
+    gen = torch.Generator("cpu").manual_seed(seed)
+    return torch.randn(1, 512, channels, generator=gen).to(device=device, dtype=dtype)
+
+
+def save_random_lora(transformer: Any, folder: Path, *, rank: int, seed: int, use_dora: bool = False) -> Path:
+    """Write a random LoRA/DoRA for ``transformer`` in the stock diffusers format."""
+    import torch
+    from diffusers import Cosmos2_5_PredictBasePipeline
+
+    gen = torch.Generator("cpu").manual_seed(seed)
+    layers: dict[str, Any] = {}
+    for name, module in transformer.named_modules():
+        if not isinstance(module, torch.nn.Linear) or not name.startswith("transformer_blocks."):
+            continue
+        if not any(name == t or name.endswith("." + t) for t in RECIPE_TARGETS):
+            continue
+        out_f, in_f = module.weight.shape
+        layers[f"{name}.lora_A.weight"] = torch.randn(rank, in_f, generator=gen) / in_f**0.5
+        layers[f"{name}.lora_B.weight"] = torch.randn(out_f, rank, generator=gen) * 0.02
+        if use_dora:
+            norm = module.weight.detach().float().norm(dim=1).cpu()
+            layers[f"{name}.lora_magnitude_vector"] = norm * (1 + 0.01 * torch.randn(out_f, generator=gen))
+    metadata = {"r": rank, "lora_alpha": rank, "target_modules": list(RECIPE_TARGETS), "use_dora": use_dora}
+    Cosmos2_5_PredictBasePipeline.save_lora_weights(
+        folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata
+    )
+    return folder
+
+
+def psnr(a: Any, b: Any) -> float:
+    import numpy as np
+
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def write_results(path: str | os.PathLike[str], results: dict[str, Any]) -> None:
+    from cosmos_ros.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=2, default=str))
+
+
+def environment() -> dict[str, Any]:
+    import diffusers
+    import torch
+
+    info: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "cuda": torch.version.cuda,
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+    return info
