@@ -84,7 +84,7 @@ class BagPlayer(Node):
                 raise ValueError(f"{self.bag} holds no Image/CompressedImage topic; pass --topics")
         self.connections = [c for c in self._reader.connections if c.topic in wanted]
         self._classes = {c.topic: message_class(c.msgtype) for c in self.connections}
-        self._publishers = {
+        self._topic_publishers = {
             topic: self.create_publisher(cls, topic, playback_qos()) for topic, cls in self._classes.items()
         }
         self.published = 0
@@ -101,7 +101,7 @@ class BagPlayer(Node):
     def _wait_for_subscribers(self) -> None:
         deadline = time.monotonic() + self.wait_for_subscribers
         while time.monotonic() < deadline and rclpy.ok():
-            if any(pub.get_subscription_count() for pub in self._publishers.values()):
+            if any(pub.get_subscription_count() for pub in self._topic_publishers.values()):
                 return
             time.sleep(0.05)
 
@@ -110,7 +110,7 @@ class BagPlayer(Node):
         self._wait_for_subscribers()
         looping = " looping" if self.loop else ""
         self.get_logger().info(
-            f"playing {self.bag} ({', '.join(self._publishers)}) at x{self.rate:g}{looping}"
+            f"playing {self.bag} ({', '.join(self._topic_publishers)}) at x{self.rate:g}{looping}"
         )
         while rclpy.ok():
             start_wall = time.monotonic()
@@ -124,7 +124,7 @@ class BagPlayer(Node):
                     time.sleep(delay)
                 if not rclpy.ok():
                     break
-                self._publishers[connection.topic].publish(self._payload(connection, rawdata))
+                self._topic_publishers[connection.topic].publish(self._payload(connection, rawdata))
                 self.published += 1
             if not self.loop:
                 break
@@ -175,8 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     player = None
     try:
         player = BagPlayer(parameter_overrides=overrides)
-        count = player.play()
-        player.get_logger().info(f"published {count} messages")
+        player.play()
         return 0
     except KeyboardInterrupt:
         return 0
@@ -185,11 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         if player is not None:
+            print(f"bag_player: published {player.published} messages", flush=True)
             player.close()
             player.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-
 
 if __name__ == "__main__":
     sys.exit(main())
