@@ -190,5 +190,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if rclpy.ok():
             rclpy.shutdown()
 
+
 if __name__ == "__main__":
     sys.exit(main())
