@@ -1,0 +1,127 @@
+"""The nodes' ROS-free pieces and message conversions: frame buffer age rule, embodiments, images, QoS."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from nodes_helpers import camera_frame
+
+pytest.importorskip("rclpy")
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Header
+
+from cosmos_ros.media.ros_image import rgb_to_raw
+from cosmos_ros.nodes.conversions import (
+    UnsupportedImage,
+    check_encoding,
+    image_msg_to_rgb,
+    rgb_to_image_msg,
+    seconds_to_stamp,
+    shifted_header,
+    stamp_to_seconds,
+)
+from cosmos_ros.nodes.embodiment import build_prompt, load_embodiment
+from cosmos_ros.nodes.frame_buffer import FrameBuffer, FrameRefused
+from cosmos_ros.nodes.qos import camera_qos, preview_qos
+
+EXACT = {"rgb8", "bgr8", "rgba8", "bgra8"}
+LOSSY = {"mono8": 2, "mono16": 2, "yuv422": 40, "bayer_rggb8": 60, "bayer_bggr8": 60, "bayer_gbrg8": 60,
+         "bayer_grbg8": 60}  # fmt: skip
+
+
+@pytest.mark.parametrize("encoding", sorted(EXACT | set(LOSSY)))
+def test_every_issue_encoding_decodes_to_rgb(encoding: str) -> None:
+    rgb = cv2.GaussianBlur(camera_frame(32, 48), (7, 7), 0)  # smooth, so demosaicing can be judged
+    data, step = rgb_to_raw(rgb, encoding)
+    msg = Image(height=32, width=48, encoding=encoding, step=step, data=data)
+    assert check_encoding(msg) is None
+    out = image_msg_to_rgb(msg)
+    assert out.shape == (32, 48, 3) and out.dtype == np.uint8
+    if encoding in EXACT:
+        np.testing.assert_array_equal(out, rgb)
+    else:
+        reference = cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)
+        target = reference if encoding.startswith("mono") else rgb
+        assert np.abs(out[2:-2, 2:-2].astype(int) - target[2:-2, 2:-2].astype(int)).mean() < LOSSY[encoding]
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "rgb8; jpeg compressed bgr8"])
+def test_compressed_images_decode(fmt: str) -> None:
+    rgb = cv2.GaussianBlur(camera_frame(32, 48), (7, 7), 0)
+    ext = ".png" if "png" in fmt else ".jpg"
+    ok, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    assert ok
+    out = image_msg_to_rgb(CompressedImage(format=fmt, data=buf.tobytes()))
+    assert out.shape == rgb.shape
+    assert np.abs(out.astype(int) - rgb.astype(int)).mean() < (0.01 if ext == ".png" else 12)
+
+
+def test_unsupported_encodings_are_named_with_the_accepted_ones() -> None:
+    msg = Image(height=2, width=2, encoding="32FC1", step=8, data=bytes(16))
+    reason = check_encoding(msg)
+    assert reason and "32FC1" in reason and "bayer_rggb8" in reason
+    with pytest.raises(UnsupportedImage, match="32FC1"):
+        image_msg_to_rgb(msg)
+    with pytest.raises(UnsupportedImage, match="webp"):
+        image_msg_to_rgb(CompressedImage(format="webp", data=b"x"))
+    with pytest.raises(UnsupportedImage, match="too short"):
+        image_msg_to_rgb(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(10)))
+
+
+def test_rgb_message_roundtrip_and_stamps() -> None:
+    rgb = camera_frame(8, 12)
+    header = Header(stamp=seconds_to_stamp(1700000000.25), frame_id="cam")
+    msg = rgb_to_image_msg(rgb, header)
+    assert (msg.encoding, msg.step, msg.header.frame_id) == ("rgb8", 36, "cam")
+    np.testing.assert_array_equal(image_msg_to_rgb(msg), rgb)
+    later = shifted_header(header, 0.0625 * 3)
+    assert stamp_to_seconds(later.stamp) - stamp_to_seconds(header.stamp) == pytest.approx(0.1875, abs=1e-9)
+    assert later.frame_id == "cam"
+
+
+def test_frame_buffer_keeps_newest_and_refuses_stale_or_missing_frames() -> None:
+    buffer = FrameBuffer("/cam", capacity=3)
+    with pytest.raises(FrameRefused, match="no frame received on /cam"):
+        buffer.newest(1, now=10.0, max_age=1.0)
+    for i in range(5):
+        buffer.push(f"m{i}", header_stamp=100.0 + i, receive_time=10.0 + i)
+    assert len(buffer) == 3 and buffer.received == 5
+    assert [f.msg for f in buffer.newest(2, now=14.5, max_age=1.0)] == ["m3", "m4"]
+    with pytest.raises(FrameRefused, match=r"2\.00 s old .*max_frame_age=1 s"):
+        buffer.newest(1, now=16.0, max_age=1.0)
+    assert buffer.newest(1, now=1000.0, max_age=0)[0].msg == "m4"  # 0 = no limit
+    with pytest.raises(FrameRefused, match="header time"):
+        buffer.newest(1, now=106.0, max_age=1.0, age_source="header")
+    with pytest.raises(FrameRefused, match="only 3 buffered"):
+        buffer.newest(4, now=14.5, max_age=1.0)
+
+
+def test_embodiment_file_and_prompt_template(tmp_path) -> None:
+    path = tmp_path / "arm.yaml"
+    path.write_text("adapter: arm@approved\ncamera_topic: /wrist/image_raw\nprompt_template: 'Arm. {task}'\n"
+                    "resolution: [432, 768]\nnum_frames: 93\n")  # fmt: skip
+    emb = load_embodiment(path)
+    assert (emb.adapter, emb.camera_topic, emb.resolution, emb.num_frames, emb.name) == (
+        "arm@approved", "/wrist/image_raw", (432, 768), 93, "arm")  # fmt: skip
+    assert build_prompt(emb.prompt_template, "pick the cube") == "Arm. pick the cube"
+    assert build_prompt("A fixed prompt", "") == "A fixed prompt"
+    assert build_prompt("A fixed prompt", "override") == "override"
+    assert build_prompt("", "") == ""
+    path.write_text("resolution: [432]\n")
+    with pytest.raises(ValueError, match=r"arm\.yaml: resolution"):
+        load_embodiment(path)
+    path.write_text("num_frames: 90\n")
+    with pytest.raises(ValueError, match="4k\\+1"):
+        load_embodiment(path)
+
+
+def test_qos_profiles() -> None:
+    preview = preview_qos()
+    assert preview.reliability == ReliabilityPolicy.RELIABLE
+    assert preview.durability == DurabilityPolicy.TRANSIENT_LOCAL and preview.depth == 1
+    assert camera_qos().reliability == ReliabilityPolicy.BEST_EFFORT
+    assert camera_qos("reliable", 3).reliability == ReliabilityPolicy.RELIABLE
+    with pytest.raises(ValueError, match="sensor_data"):
+        camera_qos("fast")
