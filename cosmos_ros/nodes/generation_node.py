@@ -99,6 +99,8 @@ class _Job:
     handle: ServerGoalHandle
     cancel: threading.Event
     accepted_at: float
+    last_step: int = 0  # denoising steps finished so far
+    cancel_step: int | None = None  # last_step when the cancel request arrived
 
 
 class GenerationNode(LifecycleNode):
@@ -398,6 +400,8 @@ class GenerationNode(LifecycleNode):
         with self._admission:
             for job in ([self._running] if self._running else []) + list(self._queue):
                 if job.handle.goal_id.uuid.tobytes() == handle.goal_id.uuid.tobytes():
+                    if job.cancel_step is None:
+                        job.cancel_step = job.last_step
                     job.cancel.set()
             self._admission.notify_all()
         return CancelResponse.ACCEPT
@@ -512,6 +516,8 @@ class GenerationNode(LifecycleNode):
             marks.setdefault(f"first_{event.stage}", now)
             marks[f"last_{event.stage}"] = now
             total_steps[0] = event.total
+            if event.stage == "denoise":
+                job.last_step = event.step
             job.handle.publish_feedback(
                 PredictVideo.Feedback(
                     stage=event.stage, step=event.step, total_steps=event.total, elapsed=now - job.accepted_at
@@ -536,7 +542,10 @@ class GenerationNode(LifecycleNode):
                 cancel=job.cancel,
             )
         except PredictionCancelled as exc:
-            raise _Cancelled(f"cancelled: {exc}") from exc
+            requested = "before start" if job.cancel_step is None else f"during step {job.cancel_step + 1}"
+            raise _Cancelled(
+                f"cancelled: requested {requested}, stopped after step {job.last_step} of {total_steps[0]}"
+            ) from exc
         except ValueError as exc:
             raise GoalFailed(f"invalid request: {exc}") from exc
         predicted = time.monotonic()
