@@ -210,6 +210,9 @@ class Bench:
             self.args.steps = steps
 
     def stage_stock_fused(self) -> None:
+        if not getattr(self.pipe.transformer, "peft_config", None):
+            self.pipe.load_lora_weights(self.adapters["a"], adapter_name="a")
+            self.run_stock_warmup()
         self.pipe.fuse_lora()
         self.results["stock_fused_adapter"] = self.repeat(self.run_stock, "stock_fused")
         self.pipe.unfuse_lora()
@@ -393,12 +396,12 @@ def main() -> None:
         if "stock" in stages:
             bench.stage_stock()
             bench.save()
-            if "stock_fused" in stages:
-                bench.stage_stock_fused()
-                bench.save()
-            if "switch" in stages:
-                bench.stage_stock_switch()
-                bench.save()
+        if "stock_fused" in stages:
+            bench.stage_stock_fused()
+            bench.save()
+        if "switch" in stages:
+            bench.stage_stock_switch()
+            bench.save()
         if {"fast", "approx", "switch", "forward"} & set(stages):
             bench.stage_fast()
             bench.save()
