@@ -109,3 +109,17 @@ def test_approximate_mode_skips_forwards_and_says_so(fast_runtime, stock_runtime
     assert not np.array_equal(exact.frames, approx.frames)
     with pytest.raises(ValueError, match="needs the fast engine"):
         stock_runtime.predict(frame, PROMPT, approximate=True)
+
+
+def test_warmup_runs_a_step_without_the_text_encoder(fast_runtime) -> None:
+    loads = fast_runtime.stats["text_encoder_loads"]
+    calls: list[int] = []
+    hook = fast_runtime.pipe.transformer.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        seconds = fast_runtime.warmup("full")
+    finally:
+        hook.remove()
+    assert seconds > 0 and calls == [1]
+    assert fast_runtime.stats["text_encoder_loads"] == loads
+    with pytest.raises(ValueError, match="unknown preset"):
+        fast_runtime.warmup("fastest")

@@ -204,6 +204,36 @@ class CosmosRuntime:
             gc.collect()
             _empty_cuda_cache()
 
+    def warmup(self, preset: str = "full") -> float:
+        """Run one denoising step at ``preset``'s size; returns its seconds.
+
+        With ``compile=True`` this is when compilation happens (or the on-disk compile cache is
+        read), so the first real request does not pay for it. Needs no prompt and never loads the
+        text encoder (the step runs on zero embeddings).
+        """
+        import torch
+
+        chosen = resolve_preset(preset, self.presets)
+        if self.engine != "fast":
+            return 0.0
+        config = self.pipe.transformer.config
+        channels = (
+            config.crossattn_proj_in_channels if config.use_crossattn_projection else config.text_embed_dim
+        )
+        started = time.monotonic()
+        with self._lock, torch.no_grad():
+            device = self.pipe._execution_device
+            embeds = torch.zeros(1, MAX_SEQUENCE_LENGTH, channels, device=device, dtype=self.dtype)
+            frame = np.zeros((1, chosen.height, chosen.width, 3), dtype=np.uint8)
+            video, frames_in = fast_sampler.conditioning_video(frame, 1)
+            inputs = fast_sampler.prepare_inputs(
+                self.pipe, video, frames_in, num_frames=chosen.num_frames, height=chosen.height,
+                width=chosen.width, prompt_embeds=embeds, negative_prompt_embeds=None,
+                generator=torch.Generator("cpu").manual_seed(0),
+            )  # fmt: skip
+            fast_sampler.denoise(self.pipe, inputs, steps=1, guidance=1.0)
+        return time.monotonic() - started
+
     # --------------------------------------------------------------- text encoder
     def _ensure_text_encoder(self) -> Any:
         if self.pipe.text_encoder is None:

@@ -65,7 +65,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "device": ("auto", "torch device: auto (cuda if available, else cpu), cuda, cuda:1, cpu"),
     "dtype": ("bfloat16", "weights dtype: bfloat16, float16, float32"),
     "cpu_offload": (False, "keep components on the CPU, move each to the GPU only while it runs"),
-    "safety_checker": ("auto", "auto | guardrail | none (see the model runtime's safety options)"),
+    "safety_checker": ("auto", "auto | required | off (off logs a warning; see cosmos_ros/model/safety.py)"),
+    "compile": (False, "torch.compile each transformer block (GPU; kernels cached across restarts)"),
+    "compile_cache_dir": ("", "compile cache folder ('' = ~/.cache/cosmos_ros/torch_compile)"),
+    "attention_backend": ("", "diffusers attention backend, e.g. _native_cudnn ('' = PyTorch's choice)"),
+    "warmup": (True, "run one denoising step at the preset size on activate (compiles before requests)"),
     "prompt_cache_dir": ("", "folder caching prompt embeddings ('' = in memory only)"),
     "registry_path": ("", "adapter registry ('' = none: only adapter folder paths are accepted)"),
     "allow_unapproved": (False, "also load draft/candidate adapters and plain folders beside a registry"),
@@ -243,7 +247,13 @@ class GenerationNode(LifecycleNode):
                 safety_checker=self.cfg["safety_checker"],
                 prompt_cache_dir=self.cfg["prompt_cache_dir"] or None,
                 cpu_offload=bool(self.cfg["cpu_offload"]),
+                compile=bool(self.cfg["compile"]),
+                compile_cache_dir=self.cfg["compile_cache_dir"] or None,
+                attention_backend=self.cfg["attention_backend"] or None,
             )
+            if self.cfg["warmup"]:
+                warm_s = self.runtime.warmup(self.cfg["preset"])
+                self.get_logger().info(f"warm-up step at preset {self.cfg['preset']!r}: {warm_s:.1f} s")
             self._loaded_names.clear()
             self._apply_adapter(self._active_resolved)
         except Exception as exc:
