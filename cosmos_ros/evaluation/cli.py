@@ -41,8 +41,8 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--safety-checker",
         default="auto",
-        choices=("auto", "on", "off"),
-        help="content safety checker policy",
+        choices=("auto", "required", "off"),
+        help="content safety checker policy: auto (guardrail if installed), required, off (default: auto)",
     )
     geo = parser.add_argument_group("Sampson error")
     geo.add_argument("--sift-ratio", type=float, default=0.75, help="Lowe's ratio test threshold")

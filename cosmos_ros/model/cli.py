@@ -64,6 +64,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--safety-checker", default="auto", choices=["auto", "required", "off"], help=_D)
     p.add_argument("--cpu-offload", action="store_true", help="move components to the GPU only while used")
     p.add_argument("--prompt-cache", default=None, help="folder for cached prompt embeddings (default: none)")
+    p.add_argument(
+        "--engine",
+        choices=("fast", "stock"),
+        default="fast",
+        help="fast: merged adapters + lean loop (default); stock: the diffusers pipeline call",
+    )
+    p.add_argument("--compile", action="store_true", help="torch.compile each transformer block (GPU)")
+    p.add_argument(
+        "--approximate",
+        action="store_true",
+        help="opt-in approximate mode: about 2x fewer transformer forwards, output differs",
+    )
     p.set_defaults(func=_predict)
 
 
@@ -139,7 +151,8 @@ def _predict(args: argparse.Namespace) -> int:
     frames = _load_frames(args)
     try:
         rt = CosmosRuntime.load(args.model, device=device, dtype=dtype, safety_checker=args.safety_checker,
-                                prompt_cache_dir=args.prompt_cache, cpu_offload=args.cpu_offload)  # fmt: skip
+                                prompt_cache_dir=args.prompt_cache, cpu_offload=args.cpu_offload,
+                                engine=args.engine, compile=args.compile)  # fmt: skip
     except (ModelDirectoryError, RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     progress = TqdmProgress(unit="step")
@@ -150,6 +163,7 @@ def _predict(args: argparse.Namespace) -> int:
             frames, args.prompt, adapter="adapter" if args.adapter else None, num_frames=args.num_frames,
             preset=args.preset, steps=args.steps, guidance=args.guidance, seed=args.seed, height=args.height,
             width=args.width, fit=args.fit, negative_prompt=args.negative_prompt, on_step=progress,
+            approximate=args.approximate,
         )  # fmt: skip
     except (AdapterIncompatible, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
