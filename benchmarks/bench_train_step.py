@@ -25,25 +25,9 @@ import time
 from typing import Any
 
 import torch
+from common import COSMOS_2B_CONFIG as REAL_2B
+from common import RECIPE_TARGETS
 
-REAL_2B = dict(
-    in_channels=17,
-    out_channels=16,
-    num_attention_heads=16,
-    attention_head_dim=128,
-    num_layers=28,
-    mlp_ratio=4.0,
-    text_embed_dim=1024,
-    adaln_lora_dim=256,
-    max_size=(128, 240, 240),
-    patch_size=(1, 2, 2),
-    rope_scale=(1.0, 3.0, 3.0),
-    concat_padding_mask=True,
-    extra_pos_embed_type=None,
-    use_crossattn_projection=True,
-    crossattn_proj_in_channels=100352,
-    encoder_hidden_states_channels=1024,
-)
 QUICK = dict(
     REAL_2B,
     num_attention_heads=2,
@@ -54,7 +38,7 @@ QUICK = dict(
     crossattn_proj_in_channels=128,
     encoder_hidden_states_channels=64,
 )
-TARGETS = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
+TARGETS = list(RECIPE_TARGETS)
 
 
 def build_model(config: dict[str, Any], device: torch.device, dtype: torch.dtype) -> Any:

@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
+try:  # an installed cosmos_ros (editable or not) maps bag_tools/ and training/ into its namespace
+    import cosmos_ros  # noqa: F401
+except ImportError:  # a bare checkout: the library modules still import from the source tree
     sys.path.insert(0, str(REPO))
 
 #: Cosmos-Predict2.5-2B transformer configuration (2.06 B parameters).
@@ -52,8 +54,7 @@ TINY_CONFIG: dict[str, Any] = {
     "encoder_hidden_states_channels": 32,
 }
 
-#: The published recipe's LoRA targets.
-RECIPE_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2")
+from cosmos_ros.model.adapter_folder import DEFAULT_TARGET_MODULES as RECIPE_TARGETS  # noqa: E402
 
 
 def sync() -> None:
