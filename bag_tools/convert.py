@@ -10,6 +10,8 @@ gives the same dataset as one clean run.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cosmos_ros.bag_tools.clip_writer import BackgroundWriter
 from cosmos_ros.bag_tools.clips import ClipAssembler, FrameDecoder, SkippedWindow, Window, check_clip_length
 from cosmos_ros.bag_tools.dataset_format import (
     MANIFEST_NAME,
@@ -37,7 +40,7 @@ from cosmos_ros.bag_tools.readers import (
     IMAGE_TYPES,
     TIME_SOURCES,
     BagError,
-    bag_sha256,
+    bag_sha256_in_background,
     describe_topics,
     header_stamp_ns,
     open_bag,
@@ -175,12 +178,8 @@ class _BagConverter:
         self.state = out / STATE_DIR
 
     def run(self) -> BagResult:
-        from cosmos_ros.media.frame_fit import fit_frame
-        from cosmos_ros.media.ros_image import message_to_rgb
-
         cfg = self.config
-        self.result.sha256 = bag_sha256(self.bag)
-        self.key = f"{slug(self.bag.stem)}-{self.result.sha256[:8]}"
+        self.sha256_future = bag_sha256_in_background(self.bag)
         mapped = None
         if cfg.prompt_map:
             mapped = prompt_for_bag(load_prompt_map(cfg.prompt_map), self.bag)
@@ -188,80 +187,109 @@ class _BagConverter:
         self.topic_prompt: str | None = None
 
         with open_bag(self.bag) as reader:
-            table = topic_table(reader)
-            topics = list(cfg.topics) or self._suggest_topic(table, reader)
-            for topic in topics:
-                if topic not in table:
-                    raise BagError(
-                        f"bag {self.bag}: topic {topic!r} not found; "
-                        f"topics in the bag: {describe_topics(reader)}"
-                    )
-                if table[topic][0] not in IMAGE_TYPES:
-                    raise BagError(
-                        f"bag {self.bag}: topic {topic!r} is {table[topic][0]}, not an image; "
-                        f"accepted: {', '.join(IMAGE_TYPES)}"
-                    )
-            for extra in (cfg.prompt_topic, cfg.marker_topic if cfg.episode_mode == "marker" else None):
-                if extra and extra not in table:
-                    raise BagError(
-                        f"bag {self.bag}: topic {extra!r} not found; "
-                        f"topics in the bag: {describe_topics(reader)}"
-                    )
-            self.topics = topics
+            self.topics = self._check_topics(reader)
+            cache_size = 2 * cfg.clip_frames
+            self.decoders = {t: FrameDecoder(self._decode, cache_size) for t in self.topics}
+            # One clip may wait in the queue while the writer encodes the previous one.
+            with BackgroundWriter(max_pending=1) as self.writer:
+                self._read_messages(reader)
+        self.result.sha256 = self.sha256_future.result()
+        return self.result
 
-            def decode(msg: Any) -> Any:
-                try:
-                    rgb = message_to_rgb(msg)
-                except ValueError as exc:
-                    raise BagError(f"bag {self.bag}: {exc}") from exc
-                return fit_frame(rgb, cfg.height, cfg.width, cfg.fit)
+    @property
+    def key(self) -> str:
+        """'<bag stem>-<sha256[:8]>': names the bag's clips; waits for the background hash."""
+        self.result.sha256 = self.sha256_future.result()
+        return f"{slug(self.bag.stem)}-{self.result.sha256[:8]}"
 
-            self.decoders = {t: FrameDecoder(decode, cache_size=2 * cfg.clip_frames) for t in topics}
-            wanted = set(topics) | {t for t in (cfg.prompt_topic, cfg.marker_topic) if t}
-            conns = [c for c in reader.connections if c.topic in wanted]
-            episode: _Episode | None = None
-            number = -1
-            last_stamp: int | None = None
-            pending_frames = 0
-            try:
-                for conn, recv_ns, raw in reader.messages(connections=conns):
-                    if conn.topic == cfg.prompt_topic:
-                        self.topic_prompt = str(reader.deserialize(raw, conn.msgtype).data)
-                        continue
-                    if conn.topic == cfg.marker_topic and cfg.episode_mode == "marker":
-                        if episode is not None:
-                            self._finish_episode(episode)
-                            episode = None
-                        continue
-                    if conn.topic not in topics:
-                        continue
-                    msg = reader.deserialize(raw, conn.msgtype)
-                    stamp = header_stamp_ns(msg) if cfg.time_source == "header" else int(recv_ns)
-                    self.result.frames_read += 1
-                    pending_frames += 1
-                    if pending_frames >= 16:
-                        self.on_frames(pending_frames)
-                        pending_frames = 0
-                    if episode is not None and self._new_episode(episode, last_stamp, stamp):
+    def settle_sha256(self) -> None:
+        """Record the bag's sha256 for the report of a failed bag, when it could be computed."""
+        with contextlib.suppress(Exception):
+            self.result.sha256 = self.sha256_future.result()
+
+    def _check_topics(self, reader: Any) -> list[str]:
+        """The camera topics to convert; every named topic must exist (images where images are due)."""
+        cfg = self.config
+        table = topic_table(reader)
+        topics = list(cfg.topics) or self._suggest_topic(table, reader)
+        for topic in topics:
+            if topic not in table:
+                raise BagError(
+                    f"bag {self.bag}: topic {topic!r} not found; topics in the bag: {describe_topics(reader)}"
+                )
+            if table[topic][0] not in IMAGE_TYPES:
+                raise BagError(
+                    f"bag {self.bag}: topic {topic!r} is {table[topic][0]}, not an image; "
+                    f"accepted: {', '.join(IMAGE_TYPES)}"
+                )
+        for extra in (cfg.prompt_topic, cfg.marker_topic if cfg.episode_mode == "marker" else None):
+            if extra and extra not in table:
+                raise BagError(
+                    f"bag {self.bag}: topic {extra!r} not found; topics in the bag: {describe_topics(reader)}"
+                )
+        return topics
+
+    def _decode(self, msg: Any) -> Any:
+        """Message -> RGB frame fitted to the target size (runs in the writer thread)."""
+        from cosmos_ros.media.frame_fit import fit_frame
+        from cosmos_ros.media.ros_image import message_to_rgb
+
+        try:
+            rgb = message_to_rgb(msg)
+        except ValueError as exc:
+            raise BagError(f"bag {self.bag}: {exc}") from exc
+        return fit_frame(rgb, self.config.height, self.config.width, self.config.fit)
+
+    def _read_messages(self, reader: Any) -> None:
+        """Stream the bag once: prompts, markers and camera frames, in bag order."""
+        cfg = self.config
+        topics = self.topics
+        wanted = set(topics) | {t for t in (cfg.prompt_topic, cfg.marker_topic) if t}
+        conns = [c for c in reader.connections if c.topic in wanted]
+        episode: _Episode | None = None
+        number = -1
+        last_stamp: int | None = None
+        pending_frames = 0
+        try:
+            for conn, recv_ns, raw in reader.messages(connections=conns):
+                if conn.topic == cfg.prompt_topic:
+                    self.topic_prompt = str(reader.deserialize(raw, conn.msgtype).data)
+                    continue
+                if conn.topic == cfg.marker_topic and cfg.episode_mode == "marker":
+                    if episode is not None:
                         self._finish_episode(episode)
                         episode = None
-                    if episode is None:
-                        number += 1
-                        episode = _Episode(number, stamp, topics, cfg)
-                        self.episode_t0 = stamp
-                    last_stamp = stamp
-                    for point in episode.resamplers[conn.topic].push(stamp, msg):
-                        self._on_point(episode, conn.topic, point)
-            except BagError:
+                    continue
+                if conn.topic not in topics:
+                    continue
+                msg = reader.deserialize(raw, conn.msgtype)
+                stamp = header_stamp_ns(msg) if cfg.time_source == "header" else int(recv_ns)
+                self.result.frames_read += 1
+                pending_frames += 1
+                if pending_frames >= 16:
+                    self.on_frames(pending_frames)
+                    pending_frames = 0
+                if episode is not None and self._new_episode(episode, last_stamp, stamp):
+                    self._finish_episode(episode)
+                    episode = None
+                if episode is None:
+                    number += 1
+                    episode = _Episode(number, stamp, topics, cfg)
+                    self.episode_t0 = stamp
+                last_stamp = stamp
+                for point in episode.resamplers[conn.topic].push(stamp, msg):
+                    self._on_point(episode, conn.topic, point)
+        except BagError:
+            raise
+        except Exception as exc:  # damaged chunk, truncated file, bad CDR; or a failed clip write
+            if exc is self.writer.error:
                 raise
-            except Exception as exc:  # damaged chunk, truncated file, bad CDR
-                raise BagError(
-                    f"bag {self.bag}: read failed after {self.result.frames_read} frames: {exc}"
-                ) from exc
-            if episode is not None:
-                self._finish_episode(episode)
-            self.on_frames(pending_frames)
-        return self.result
+            raise BagError(
+                f"bag {self.bag}: read failed after {self.result.frames_read} frames: {exc}"
+            ) from exc
+        if episode is not None:
+            self._finish_episode(episode)
+        self.on_frames(pending_frames)
 
     def _suggest_topic(self, table: dict[str, tuple[str, int]], reader: Any) -> list[str]:
         images = [(count, t) for t, (m, count) in table.items() if m in IMAGE_TYPES]
@@ -308,20 +336,32 @@ class _BagConverter:
         self._write_clip(episode, topic, outcome)
 
     def _write_clip(self, episode: _Episode, topic: str, window: Window) -> None:
-        cfg = self.config
+        """Queue a complete window for the writer thread (or reuse a finished clip's record)."""
         group = f"{self.key}-e{episode.number:03d}-w{window.index:04d}"
         clip_id = f"{group}-{slug(topic)}"
         record_path = self.state / "clips" / f"{clip_id}.json"
         if record_path.is_file():
-            self.result.clips.append(json.loads(record_path.read_text(encoding="utf-8")))
+            record = json.loads(record_path.read_text(encoding="utf-8"))
+            # Through the writer too, so records keep the order of a clean run.
+            self.writer.submit(lambda: self.result.clips.append(record))
             return
         raw_prompt = self.topic_prompt if self.topic_prompt else self.fallback_prompt
-        prompt = compose_prompt(raw_prompt, cfg.prompt_prefix)
-        if not prompt and not cfg.allow_empty_prompt:
+        prompt = compose_prompt(raw_prompt, self.config.prompt_prefix)
+        if not prompt and not self.config.allow_empty_prompt:
             raise BagError(
                 f"bag {self.bag}: clip {clip_id} has no prompt; give --prompt, --prompt-map or "
                 f"--prompt-topic, or pass --allow-empty-prompt"
             )
+        episode_id = f"{self.key}-e{episode.number:03d}"
+        self.writer.submit(
+            functools.partial(self._write_new_clip, clip_id, group, episode_id, topic, window, prompt)
+        )
+
+    def _write_new_clip(
+        self, clip_id: str, group: str, episode_id: str, topic: str, window: Window, prompt: str
+    ) -> None:
+        """Decode, fit and encode one clip, then mark it finished (runs in the writer thread)."""
+        cfg = self.config
         frames = self.decoders[topic].frames(window)
         write_clip_files(self.out, clip_id, frames, cfg.fps, prompt)
         record = ClipRecord(
@@ -339,11 +379,11 @@ class _BagConverter:
             start_stamp_ns=int(window.points[0].source_stamp_ns or 0),
             end_stamp_ns=int(window.points[-1].source_stamp_ns or 0),
             clip_group=group,
-            episode=f"{self.key}-e{episode.number:03d}",
+            episode=episode_id,
             extra={"source_stamps_ns": [int(p.source_stamp_ns or 0) for p in window.points]},
         )
         data = json.loads(record.to_json())
-        atomic_write_text(record_path, json.dumps(data, sort_keys=True))
+        atomic_write_text(self.state / "clips" / f"{clip_id}.json", json.dumps(data, sort_keys=True))
         self.result.clips.append(data)
 
 
@@ -361,6 +401,7 @@ def convert_bag(
     try:
         result = converter.run()
     except (BagError, OSError, ValueError) as exc:
+        converter.settle_sha256()
         result = converter.result
         result.error = str(exc) if str(bag) in str(exc) else f"bag {bag}: {exc}"
         return result

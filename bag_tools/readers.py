@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,18 @@ def bag_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
             while block := fh.read(chunk):
                 digest.update(block)
     return digest.hexdigest()
+
+
+def bag_sha256_in_background(path: str | os.PathLike[str]) -> Future[str]:
+    """Start :func:`bag_sha256` in a thread and return its future.
+
+    Why: hashing is a full extra read of the bag; hashlib and file reads release the GIL, so it
+    runs beside the conversion instead of before it.
+    """
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bag-sha256")
+    future = executor.submit(bag_sha256, path)
+    executor.shutdown(wait=False)
+    return future
 
 
 def slug(text: str) -> str:
