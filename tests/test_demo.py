@@ -20,7 +20,18 @@ from cosmos_ros.bag_tools.dataset_format import load_dataset
 from cosmos_ros.bag_tools.validate import validate_dataset
 
 from cosmos_ros.cli import main
-from cosmos_ros.demo import NOISE_NOTE, SUMMARY_NAME, StageFailed, run_demo
+from cosmos_ros.demo import (
+    ADAPTER_NAME,
+    NOISE_NOTE,
+    QUICK,
+    REAL,
+    SUMMARY_NAME,
+    Demo,
+    StageFailed,
+    convert_config,
+    run_demo,
+    train_config,
+)
 from cosmos_ros.media.video import probe_video
 from cosmos_ros.registry import open_registry
 
@@ -149,3 +160,18 @@ def test_a_failing_stage_stops_with_its_name_and_reason(tmp_path) -> None:
     summary = json.loads((tmp_path / "out" / SUMMARY_NAME).read_text(encoding="utf-8"))
     assert summary["status"] == "failed" and summary["failed_stage"] == 2
     assert not (tmp_path / "out" / "bags").exists()  # nothing after the failing stage ran
+
+
+def test_real_weight_sizes_give_valid_convert_and_training_configs(tmp_path) -> None:
+    """The --model path (real weights, GPU) cannot run here; its configs are checked instead."""
+    demo = Demo(tmp_path, tmp_path / "Cosmos-Predict2.5-2B", "cuda", "bfloat16", False, sizes=REAL)
+    convert = convert_config(REAL)
+    convert.check()
+    assert (convert.clip_frames, convert.height, convert.width) == (29, 432, 768)
+    assert REAL.camera_topic.endswith("/compressed") and set(REAL.encodings.values()) == {"jpeg"}
+    train = train_config(demo)
+    assert (train.num_frames, train.height, train.width) == (convert.clip_frames, 432, 768)
+    assert train.mixed_precision == "bf16" and train.max_steps == 100 and not train.compile_blocks
+    assert train.registry == str(tmp_path / "registry") and train.adapter_name == ADAPTER_NAME
+    tiny = train_config(Demo(tmp_path, tmp_path / "m", "cpu", "float32", True, sizes=QUICK))
+    assert tiny.mixed_precision == "no" and (tiny.num_frames, tiny.height, tiny.width) == (9, 64, 96)
