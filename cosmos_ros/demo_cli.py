@@ -11,14 +11,18 @@ def register(subparsers: Any) -> None:
         "demo",
         help="run the whole loop end to end: bags -> dataset -> adapter -> registry -> eval -> ROS 2",
         description=(
-            "The end-to-end demo, in eight stages: check the environment; build the tiny random-weight "
-            "model (or check --model); synthesise demonstration bags (ROS 2 mcap and ROS 1) of an arm "
-            "moving a block to a bowl; convert them to a dataset and validate it; train a short LoRA "
-            "run and register it; evaluate it against the base and approve it through the gate; start "
-            "the capture and generation nodes, replay the held-out bag's camera into the capture node "
-            "and receive a prediction over ROS 2; print where everything is. Everything is written "
-            "under --output (summary: demo_summary.json). Takes a few minutes on 2 CPU cores with the "
-            "tiny model, whose videos are noise."
+            "The end-to-end demo, in eight stages:\n"
+            "  1 check the environment\n"
+            "  2 build the tiny random-weight model (or check --model)\n"
+            "  3 synthesise demonstration bags (ROS 2 mcap and ROS 1): an arm moving a block to a bowl\n"
+            "  4 convert them to a dataset and validate it\n"
+            "  5 train a short LoRA run and register it\n"
+            "  6 evaluate it against the base and approve it through the gate\n"
+            "  7 start the capture and generation nodes, replay a held-out bag's camera into the\n"
+            "    capture node and receive the prediction over ROS 2 (and as an mp4)\n"
+            "  8 print where everything is\n"
+            "Everything is written under --output (summary: demo_summary.json). About a minute or two\n"
+            "on 2 CPU cores with the tiny model, whose videos are noise."
         ),
         epilog="Examples: cosmos-ros demo --output demo_output\n"
         "          cosmos-ros demo --output demo_real --model ~/models/Cosmos-Predict2.5-2B --device cuda",
