@@ -28,7 +28,7 @@ test: lint
 	@$(ENV) && python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	@$(ENV) && cosmos-ros demo --output $(DEMO_DIR) $(if $(MODEL),--model $(MODEL),)
+	@$(ENV) && cosmos-ros demo --output $(DEMO_DIR) --overwrite $(if $(MODEL),--model $(MODEL),)
 
 interfaces: setup
 	@bash scripts/build_interfaces.sh .venv

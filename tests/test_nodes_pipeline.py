@@ -39,7 +39,7 @@ PARAMS = """
     preview_loops: 1
 /**/capture_node:
   ros__parameters:
-    camera_topics: ["/test_cam/image_raw", "/odd_cam/image_raw", "/bag_cam/compressed"]
+    camera_topics: ["/test_cam/image_raw", "/odd_cam/image_raw", "/bag_cam/compressed", "/bag_cam"]
     max_frame_age: 0.5
     prompt_template: "The robot arm is performing a task. {{task}}"
     task: "The robot arm picks up the red cube."
@@ -139,11 +139,18 @@ def test_stale_frames_unsupported_encodings_and_unknown_cameras_are_refused(setu
     assert setup["proc"].poll() is None
 
 
-def test_bag_player_drives_the_capture_node(setup, tmp_path) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "encoding", "topic"),
+    [("mcap", "jpeg", "/bag_cam/compressed"), ("ros1", "bgr8", "/bag_cam")],
+    ids=["ros2-mcap-jpeg", "ros1-raw"],
+)
+def test_bag_player_drives_the_capture_node(setup, tmp_path, fmt, encoding, topic) -> None:
     from cosmos_ros.bag_tools.synthetic import SynthSpec, write_synthetic_bag
 
     bag = write_synthetic_bag(
-        tmp_path / "demo", SynthSpec(frames=30, fps=15.0, encoding="jpeg", topics=("/bag_cam",), prompt=None)
+        tmp_path / ("demo.bag" if fmt == "ros1" else "demo"),
+        SynthSpec(frames=30, fps=15.0, encoding=encoding, topics=("/bag_cam",), prompt=None),
+        fmt,
     )
     assert setup["proc"].poll() is None
     time.sleep(3.0)  # let a possible trigger goal from the previous test finish
@@ -152,11 +159,11 @@ def test_bag_player_drives_the_capture_node(setup, tmp_path) -> None:
         {"bag": str(bag), "loop": True, "wait_for_subscribers": 10.0},
         "playing",
         timeout=30,
-        ros_args=["-r", "/bag_cam:=/bag_cam/compressed"],  # image_transport naming: capture reads it as jpeg
+        ros_args=["-r", f"/bag_cam:={topic}"],  # image_transport naming: /compressed is read as jpeg
     )
     try:
         time.sleep(0.5)
-        status, result = capture(setup, camera="/bag_cam/compressed", num_frames=5)
+        status, result = capture(setup, camera=topic, num_frames=5)
     finally:
         out = stop(player)
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.message + out

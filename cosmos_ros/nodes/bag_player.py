@@ -88,15 +88,26 @@ class BagPlayer(Node):
             topic: self.create_publisher(cls, topic, playback_qos()) for topic, cls in self._classes.items()
         }
         self.published = 0
+        self._ros2_store: Any = None
 
     def _payload(self, connection: Any, rawdata: bytes) -> Any:
-        cdr = rawdata if self._reader.is2 else self._reader.typestore.ros1_to_cdr(rawdata, connection.msgtype)
+        cdr = rawdata if self._reader.is2 else self._ros1_to_ros2_cdr(connection, rawdata)
         if not self.restamp:
             return bytes(cdr)
         msg = deserialize_message(bytes(cdr), self._classes[connection.topic])
         if hasattr(msg, "header"):
             msg.header.stamp = self.get_clock().now().to_msg()
         return serialize_message(msg)
+
+    def _ros1_to_ros2_cdr(self, connection: Any, rawdata: bytes) -> bytes:
+        """A ROS 1 message as ROS 2 CDR: same fields, minus what ROS 2 dropped (``Header.seq``)."""
+        from rosbags.typesys import Stores, get_typestore
+
+        if self._ros2_store is None:
+            self._ros2_store = get_typestore(Stores.ROS2_KILTED)
+        msg = self._reader.deserialize(rawdata, connection.msgtype)
+        converted = _as_ros2(msg, self._ros2_store)
+        return bytes(self._ros2_store.serialize_cdr(converted, connection.msgtype))
 
     def _wait_for_subscribers(self) -> None:
         deadline = time.monotonic() + self.wait_for_subscribers
@@ -132,6 +143,18 @@ class BagPlayer(Node):
 
     def close(self) -> None:
         self._reader.close()
+
+
+def _as_ros2(value: Any, store: Any) -> Any:
+    """Rebuild a rosbags ROS 1 message object with the ROS 2 type of the same name."""
+    msgtype = getattr(value, "__msgtype__", None)
+    if msgtype is None:
+        if isinstance(value, list):
+            return [_as_ros2(v, store) for v in value]
+        return value
+    cls = store.types[msgtype]
+    fields = [f for f in cls.__dataclass_fields__ if not f.startswith("__")]
+    return cls(**{f: _as_ros2(getattr(value, f), store) for f in fields})
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
