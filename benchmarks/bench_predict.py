@@ -39,7 +39,7 @@ from common import (
     write_results,
 )
 
-ALL_STAGES = ("backends", "stock", "stock_fused", "fast", "approx", "switch", "forward")
+ALL_STAGES = ("backends", "stock", "stock_fused", "fast", "fast_batched", "approx", "switch", "forward")
 
 
 def parse_args() -> argparse.Namespace:
@@ -60,6 +60,13 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--attention", default="_native_cudnn", help="attention backend for the fast engine")
     p.add_argument("--no-compile", action="store_true", help="fast engine without torch.compile")
+    p.add_argument("--batch-guidance", action="store_true", help="fast engine: cond + uncond as one batch")
+    p.add_argument(
+        "--lora-dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="dtype of the adapter files (trainers write float32)",
+    )
     p.add_argument("--out", default="bench_predict.json")
     return p.parse_args()
 
@@ -87,7 +94,13 @@ class Bench:
         self.frame = rng.integers(0, 256, (args.height, args.width, 3), dtype=np.uint8)
         self.tmp = Path(tempfile.mkdtemp(prefix="bench_predict_"))
         self.adapters = {
-            name: save_random_lora(self.pipe.transformer, self.tmp / name, rank=args.rank, seed=i + 10)
+            name: save_random_lora(
+                self.pipe.transformer,
+                self.tmp / name,
+                rank=args.rank,
+                seed=i + 10,
+                dtype=getattr(torch, args.lora_dtype),
+            )
             for i, name in enumerate(("a", "b"))
         }
         self.outputs: dict[str, Any] = {}
@@ -282,6 +295,15 @@ class Bench:
         del warm
         self.results["fast_exact"] = self.repeat(self.run_fast, "fast")
 
+    def stage_fast_batched(self) -> None:
+        """The exact path with the guidance pair as one batch of two (compiles for batch 2 first)."""
+        self.args.batch_guidance = True
+        try:
+            self.run_fast()
+            self.results["fast_exact_batched_guidance"] = self.repeat(self.run_fast, "fast_batched")
+        finally:
+            self.args.batch_guidance = False
+
     def stage_approx(self) -> None:
         from cosmos_ros.model.fast_sampler import APPROX_FAST
 
@@ -359,7 +381,13 @@ class Bench:
         self.switcher.activate("a")
 
     def compare(self) -> None:
-        pairs = [("fast", "stock"), ("approx", "fast"), ("approx", "stock"), ("stock_fused", "stock")]
+        pairs = [
+            ("fast", "stock"),
+            ("fast_batched", "fast"),
+            ("approx", "fast"),
+            ("approx", "stock"),
+            ("stock_fused", "stock"),
+        ]
         self.results["psnr_db"] = {
             f"{a}_vs_{b}": psnr(self.outputs[a], self.outputs[b])
             for a, b in pairs
@@ -370,7 +398,7 @@ class Bench:
                 diff = abs(self.outputs[a].astype(int) - self.outputs[b].astype(int))
                 self.results.setdefault("max_abs_diff", {})[f"{a}_vs_{b}"] = int(diff.max())
         stock = self.results.get("stock_unfused_adapter", {}).get("total_s")
-        for key in ("fast_exact", "fast_approx"):
+        for key in ("fast_exact", "fast_exact_batched_guidance", "fast_approx"):
             if stock and key in self.results:
                 self.results[key]["speedup_vs_stock_unfused"] = stock / self.results[key]["total_s"]
         fused = self.results.get("stock_fused_adapter", {}).get("total_s")
@@ -404,6 +432,9 @@ def main() -> None:
             bench.save()
         if {"fast", "approx", "switch", "forward"} & set(stages):
             bench.stage_fast()
+            bench.save()
+        if "fast_batched" in stages:
+            bench.stage_fast_batched()
             bench.save()
         if "approx" in stages:
             bench.stage_approx()

@@ -147,7 +147,9 @@ def random_prompt_embeds(quick: bool, device: str, dtype: Any, seed: int) -> Any
     return torch.randn(1, 512, channels, generator=gen).to(device=device, dtype=dtype)
 
 
-def save_random_lora(transformer: Any, folder: Path, *, rank: int, seed: int, use_dora: bool = False) -> Path:
+def save_random_lora(
+    transformer: Any, folder: Path, *, rank: int, seed: int, use_dora: bool = False, dtype: Any = None
+) -> Path:
     """Write a random LoRA/DoRA for ``transformer`` in the stock diffusers format."""
     import torch
     from diffusers import Cosmos2_5_PredictBasePipeline
@@ -165,6 +167,8 @@ def save_random_lora(transformer: Any, folder: Path, *, rank: int, seed: int, us
         if use_dora:
             norm = module.weight.detach().float().norm(dim=1).cpu()
             layers[f"{name}.lora_magnitude_vector"] = norm * (1 + 0.01 * torch.randn(out_f, generator=gen))
+    if dtype is not None:
+        layers = {k: v.to(dtype) for k, v in layers.items()}
     metadata = {"r": rank, "lora_alpha": rank, "target_modules": list(RECIPE_TARGETS), "use_dora": use_dora}
     Cosmos2_5_PredictBasePipeline.save_lora_weights(
         folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=metadata

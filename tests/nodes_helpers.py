@@ -110,8 +110,13 @@ class Client:
         assert done.wait(timeout), f"no answer within {timeout} s"
         return future.result()
 
-    def camera(self, topic: str, frame: np.ndarray, encoding: str = "rgb8", period: float = 0.05):
-        """Publish ``frame`` on ``topic`` every ``period`` s (best effort, like a driver); returns stop()."""
+    def camera(self, topic: str, frame: np.ndarray, encoding: str = "rgb8", period: float = 0.05,
+               wait_for_subscriber: float = 10.0):  # fmt: skip
+        """Publish ``frame`` on ``topic`` every ``period`` s (best effort, like a driver); returns stop().
+
+        Returns once a subscriber has matched and a few frames went out (DDS discovery can take
+        seconds on a loaded machine), or after ``wait_for_subscriber`` s when nobody subscribes.
+        """
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
@@ -136,6 +141,10 @@ class Client:
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
+        deadline = time.monotonic() + wait_for_subscriber
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(4 * period)
 
         def stop_camera() -> None:
             stop.set()

@@ -123,3 +123,27 @@ def test_warmup_runs_a_step_without_the_text_encoder(fast_runtime) -> None:
     assert fast_runtime.stats["text_encoder_loads"] == loads
     with pytest.raises(ValueError, match="unknown preset"):
         fast_runtime.warmup("fastest")
+
+
+def test_batched_guidance_is_the_same_math(fast_runtime) -> None:
+    from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import DEFAULT_NEGATIVE_PROMPT
+
+    from cosmos_ros.model import fast_sampler
+
+    preset = fast_runtime.presets["full"]
+    frame = camera_frame(height=preset.height, width=preset.width, seed=6)
+    video, frames_in = fast_sampler.conditioning_video(frame, 1)
+    latents = []
+    for batched in (False, True):
+        inputs = fast_sampler.prepare_inputs(
+            fast_runtime.pipe, video, frames_in, num_frames=preset.num_frames, height=preset.height,
+            width=preset.width, prompt_embeds=fast_runtime.encode_prompt(PROMPT),
+            negative_prompt_embeds=fast_runtime.encode_prompt(DEFAULT_NEGATIVE_PROMPT),
+            generator=torch.Generator("cpu").manual_seed(3),
+        )  # fmt: skip
+        latents.append(
+            fast_sampler.denoise(
+                fast_runtime.pipe, inputs, steps=preset.steps, guidance=7.0, batch_guidance=batched
+            )
+        )
+    assert torch.allclose(latents[0], latents[1], rtol=1e-4, atol=1e-4)

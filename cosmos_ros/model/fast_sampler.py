@@ -146,8 +146,13 @@ def denoise(
     approximation: Approximation | None = None,
     on_step: StepHook | None = None,
     should_stop: Callable[[], bool] | None = None,
+    batch_guidance: bool = False,
 ) -> Any:
-    """Run the denoising loop; returns the final latents (float32, normalised like the stock call)."""
+    """Run the denoising loop; returns the final latents (float32, normalised like the stock call).
+
+    ``batch_guidance`` runs the prompted and the negative forward as one batch of two (same
+    math; it pays where one forward does not fill the GPU).
+    """
     import torch
 
     transformer, scheduler = pipe.transformer, pipe.scheduler
@@ -171,15 +176,20 @@ def denoise(
     sigmas = scheduler.sigmas.to(device=device, dtype=torch.float32)
 
     def velocity(in_latents: Any, in_timestep: Any, embeds: Any) -> Any:
+        batch = embeds.shape[0]
         out = transformer(
-            hidden_states=in_latents,
-            condition_mask=cond_mask,
-            timestep=in_timestep,
+            hidden_states=in_latents.expand(batch, *in_latents.shape[1:]),
+            condition_mask=cond_mask.expand(batch, *cond_mask.shape[1:]),
+            timestep=in_timestep.expand(batch, *in_timestep.shape[1:]),
             encoder_hidden_states=embeds,
             padding_mask=padding_mask,
             return_dict=False,
         )[0]
         return gt_velocity + out * free
+
+    both_embeds = None
+    if batch_guidance and guidance > 1.0:
+        both_embeds = torch.cat([inputs.prompt_embeds, inputs.negative_prompt_embeds])
 
     noise_pred = guide = None
     computed = 0
@@ -190,11 +200,17 @@ def denoise(
             sigma_t = sigmas[i].view(1, 1, 1, 1, 1)
             in_timestep = cond_indicator * conditional_frame_timestep + (1 - cond_indicator) * sigma_t
             in_latents = (keep_cond + free * latents).to(tdtype)
-            noise_pred = velocity(in_latents, in_timestep, inputs.prompt_embeds)
-            if do_cfg:
-                fresh = approximation is None or guide is None or computed % approximation.guidance_every == 0
+            fresh = do_cfg and (
+                approximation is None or guide is None or computed % approximation.guidance_every == 0
+            )
+            if fresh and both_embeds is not None:
+                pair = velocity(in_latents, in_timestep, both_embeds)
+                noise_pred, guide = pair[:1], pair[:1] - pair[1:]
+            else:
+                noise_pred = velocity(in_latents, in_timestep, inputs.prompt_embeds)
                 if fresh:
                     guide = noise_pred - velocity(in_latents, in_timestep, inputs.negative_prompt_embeds)
+            if do_cfg:
                 noise_pred = noise_pred + guidance * guide
             computed += 1
         latents = scheduler.step(noise_pred, t, latents, return_dict=False)[0]
