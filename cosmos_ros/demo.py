@@ -781,6 +781,7 @@ class _RosClient:
             response = self._wait(handle.get_result_async(), 600, "prediction", processes)
         finally:
             bar.close()
+            action.destroy()  # before the node goes: no pending futures left to complain at exit
         res = response.result
         if not res.success:
             raise RuntimeError(f"the prediction failed: {res.message}")
