@@ -7,7 +7,8 @@ six targets, batch 1, and in ONE process measures:
 - stock: diffusers transformer + peft adapter (fp32 adapter weights) + ``enable_gradient_checkpointing``
   + bf16 autocast + AdamW (foreach), text embeddings of 100352 channels through ``crossattn_proj``;
 - ours: the trainer's own step (cosmos_ros.training): projected cached text (``crossattn_proj``
-  skipped), per-block checkpointing (``--ckpt full|save_attention|none``, ``--skip-blocks N``),
+  skipped), the lean adapter forward (``training/lean_forward.py``; ``--peft-forward`` for
+  peft's own), per-block checkpointing (``--ckpt full|save_attention|none``, ``--skip-blocks N``),
   optional per-block ``torch.compile`` (``--compile``), fused AdamW, optional attention backend.
 
 Usage (GPU):   python benchmarks/bench_train_step.py --adapters lora dora --compile --ckpt save_attention
@@ -52,6 +53,7 @@ def build_model(config: dict[str, Any], device: torch.device, dtype: torch.dtype
 
 def run_mode(args: argparse.Namespace, mode: str, adapter: str, device: torch.device) -> dict[str, Any]:
     from cosmos_ros.training.adapters import attach_adapter
+    from cosmos_ros.training.lean_forward import install_lean_forward
     from cosmos_ros.training.loop import prepare_blocks
     from cosmos_ros.training.objective import build_inputs, per_sample_loss, predict_velocity
 
@@ -68,6 +70,8 @@ def run_mode(args: argparse.Namespace, mode: str, adapter: str, device: torch.de
         optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-3)
     else:
         model.crossattn_proj = torch.nn.Identity()
+        if not args.peft_forward:
+            install_lean_forward(model)
         if args.attention_backend:
             model.set_attention_backend(args.attention_backend)
         prepare_blocks(model, args.ckpt, args.skip_blocks, args.compile)
@@ -106,7 +110,8 @@ def run_mode(args: argparse.Namespace, mode: str, adapter: str, device: torch.de
     label = (
         "stock"
         if mode == "stock"
-        else f"ours(ckpt={args.ckpt},skip={args.skip_blocks},compile={args.compile})"
+        else f"ours(ckpt={args.ckpt},skip={args.skip_blocks},compile={args.compile},"
+        f"forward={'peft' if args.peft_forward else 'lean'})"
     )
     return {
         "mode": label,
@@ -147,6 +152,12 @@ def main() -> None:
     )
     parser.add_argument("--compile", action="store_true", help="torch.compile each block (ours)")
     parser.add_argument("--attention-backend", default=None, help="diffusers attention backend for ours")
+    parser.add_argument(
+        "--peft-forward",
+        action="store_true",
+        help="ours with peft's own adapter forward instead of training/lean_forward.py (ablation)",
+    )
+    parser.add_argument("--out", default=None, help="also append each JSON line to this file")
     args = parser.parse_args()
     args.steps = args.steps or (3 if args.quick else 10)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
@@ -162,6 +173,9 @@ def main() -> None:
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             print(json.dumps(row), flush=True)
+            if args.out:
+                with open(args.out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
             rows.append(row)
     print("\n| adapter | mode | s/step (median) | peak GiB | trainable |\n| --- | --- | --- | --- | --- |")
     for r in rows:

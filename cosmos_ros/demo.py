@@ -743,12 +743,12 @@ class _RosClient:
         from sensor_msgs.msg import CompressedImage, Image
         from tqdm.auto import tqdm
 
-        from cosmos_ros.nodes.qos import preview_qos
+        from cosmos_ros.nodes.qos import recorder_qos
 
         predicted: list[Any] = []
         camera_seen = threading.Event()
         self.node.create_subscription(
-            Image, "/generation_node/predicted_video", predicted.append, preview_qos()
+            Image, "/generation_node/predicted_video", predicted.append, recorder_qos()
         )
         camera_type = CompressedImage if camera.endswith("/compressed") else Image
         self.node.create_subscription(

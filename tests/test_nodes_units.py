@@ -24,7 +24,7 @@ from cosmos_ros.nodes.conversions import (
 )
 from cosmos_ros.nodes.embodiment import build_prompt, load_embodiment
 from cosmos_ros.nodes.frame_buffer import FrameBuffer, FrameRefused
-from cosmos_ros.nodes.qos import camera_qos, preview_qos
+from cosmos_ros.nodes.qos import camera_qos, preview_qos, recorder_qos
 
 EXACT = {"rgb8", "bgr8", "rgba8", "bgra8"}
 LOSSY = {"mono8": 2, "mono16": 2, "yuv422": 40, "bayer_rggb8": 60, "bayer_bggr8": 60, "bayer_gbrg8": 60,
@@ -122,6 +122,9 @@ def test_qos_profiles() -> None:
     assert preview.reliability == ReliabilityPolicy.RELIABLE
     assert preview.durability == DurabilityPolicy.TRANSIENT_LOCAL and preview.depth == 1
     assert camera_qos().reliability == ReliabilityPolicy.BEST_EFFORT
+    recorder = recorder_qos(50)  # matches the preview publishers, keeps a deep reader history
+    assert (recorder.reliability, recorder.durability) == (preview.reliability, preview.durability)
+    assert recorder.depth == 50
     assert camera_qos("reliable", 3).reliability == ReliabilityPolicy.RELIABLE
     with pytest.raises(ValueError, match="sensor_data"):
         camera_qos("fast")

@@ -172,3 +172,85 @@ def test_adapter_the_base_cannot_take_is_refused():
     )
     with pytest.raises(ValueError, match="cannot take"):
         attach_adapter(model, "lora", 4, 4, ["no_such_layer"])
+
+
+def _small_transformer(dtype: torch.dtype = torch.float32):
+    from diffusers import CosmosTransformer3DModel
+
+    torch.manual_seed(0)
+    return CosmosTransformer3DModel(
+        in_channels=17,
+        out_channels=16,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        num_layers=2,
+        mlp_ratio=2.0,
+        text_embed_dim=32,
+        adaln_lora_dim=8,
+        rope_scale=(1.0, 3.0, 3.0),
+        extra_pos_embed_type=None,
+        use_crossattn_projection=True,
+        crossattn_proj_in_channels=32,
+        encoder_hidden_states_channels=32,
+    ).to(dtype)
+
+
+@pytest.mark.parametrize("adapter_type", ["lora", "dora"])
+def test_lean_forward_computes_what_peft_computes(adapter_type):
+    """Same outputs and gradients as peft's own forward (fp32), and the same state-dict keys."""
+    import copy
+
+    from cosmos_ros.training.adapters import attach_adapter, stock_lora_state_dict
+    from cosmos_ros.training.lean_forward import install_lean_forward
+
+    targets = ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
+    peft_model = _small_transformer()
+    attach_adapter(peft_model, adapter_type, 4, 8, targets)
+    with torch.no_grad():  # move off the identity start: B = 0 and m = ||W|| would hide mistakes
+        g = torch.Generator().manual_seed(3)
+        for name, p in peft_model.named_parameters():
+            if p.requires_grad:
+                scale = 0.3 if "magnitude" not in name else 0.05
+                p.add_(
+                    scale * torch.randn(p.shape, generator=g) * (p.abs().mean() if "magnitude" in name else 1)
+                )
+    lean_model = copy.deepcopy(peft_model)
+    adapted = [n for n, m in lean_model.named_modules() if hasattr(m, "lora_A")]
+    assert install_lean_forward(lean_model) == len(adapted) == 20  # 2 blocks x (4 + 4 attention + 2 ff)
+
+    clean = torch.randn(1, 16, 3, 4, 4)
+    inputs = build_inputs(
+        clean, torch.randn_like(clean), torch.tensor([0.6]), torch.tensor([1]), 1e-4, torch.float32
+    )
+    text = torch.randn(1, 8, 32)
+    losses, grads = [], []
+    for model in (peft_model, lean_model):
+        loss = per_sample_loss(predict_velocity(model, inputs, text), inputs).mean()
+        loss.backward()
+        losses.append(loss.detach())
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad})
+    torch.testing.assert_close(losses[1], losses[0], rtol=1e-5, atol=1e-6)
+    assert grads[0].keys() == grads[1].keys() and any("magnitude" in n for n in grads[0]) == (
+        adapter_type == "dora"
+    )
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], rtol=1e-4, atol=1e-6, msg=name)
+    assert stock_lora_state_dict(lean_model).keys() == stock_lora_state_dict(peft_model).keys()
+
+    # disabling the adapter gives the base output, as peft's layers do
+    lean_model.disable_adapters()
+    peft_model.disable_adapters()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            predict_velocity(lean_model, inputs, text), predict_velocity(peft_model, inputs, text)
+        )
+
+
+def test_lean_forward_refuses_layers_it_does_not_cover():
+    from cosmos_ros.training.lean_forward import install_lean_forward
+    from peft import LoraConfig
+
+    model = _small_transformer()
+    model.add_adapter(LoraConfig(r=4, lora_alpha=4, target_modules=["to_q"], lora_dropout=0.1))
+    with pytest.raises(ValueError, match="lora_dropout"):
+        install_lean_forward(model)

@@ -80,6 +80,7 @@ class TrainConfig:
     checkpoint_skip_blocks: int = 0
     compile_blocks: bool = False
     fused_optimizer: bool = True
+    lean_adapter_forward: bool = True
     attention_backend: str | None = None
     # --- checkpoints, validation, logging
     checkpoint_every: int = 500
@@ -210,6 +211,8 @@ FIELD_HELP: dict[str, str] = {
     "checkpoint_skip_blocks": "last N transformer blocks left un-checkpointed (spends memory for speed)",
     "compile_blocks": "torch.compile each transformer block",
     "fused_optimizer": "fused AdamW kernel (CUDA only; ignored on CPU)",
+    "lean_adapter_forward": "adapter layers run training/lean_forward.py (same math as peft, no fp32 "
+    "copies of activations); false: peft's own forward",
     "attention_backend": "diffusers attention backend (e.g. native, _native_cudnn, flash); null: default",
     "checkpoint_every": "save a resumable checkpoint every N optimizer steps (and at the end)",
     "keep_checkpoints": "keep the last K checkpoints",

@@ -30,6 +30,7 @@ from .adapters import attach_adapter, load_trainable_state, trainable_state
 from .checkpoints import find_resume_point, load_adapter_tensors, load_checkpoint, save_checkpoint
 from .config import TrainConfig, save_config
 from .data import CachedLatents, SampleOrder, load_clips
+from .lean_forward import install_lean_forward
 from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
 
 log = logging.getLogger(__name__)
@@ -244,6 +245,8 @@ def train(
     # ---- model: frozen base, adapter, cached text bypasses the projection
     torch.manual_seed(cfg.seed)
     trainable = attach_adapter(transformer, cfg.adapter_type, cfg.rank, cfg.alpha, cfg.target_modules)
+    if cfg.lean_adapter_forward:
+        install_lean_forward(transformer)
     transformer.crossattn_proj = torch.nn.Identity()
     transformer.to(device)
     if cfg.attention_backend:

@@ -63,6 +63,23 @@ def preview_qos() -> QoSProfile:
     )
 
 
+def recorder_qos(depth: int = 100) -> QoSProfile:
+    """For a subscriber that must see every preview frame (a recorder, a test, the demo).
+
+    It matches the preview publishers (RELIABLE + TRANSIENT_LOCAL) but keeps ``depth`` samples
+    on the reader side, so frames that arrive while its callbacks are busy wait instead of
+    replacing each other as they would in a depth-1 viewer such as RViz.
+    """
+    if depth < 1:
+        raise ValueError(f"QoS depth must be >= 1, got {depth}")
+    return QoSProfile(
+        history=HistoryPolicy.KEEP_LAST,
+        depth=depth,
+        reliability=ReliabilityPolicy.RELIABLE,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
+    )
+
+
 def playback_qos(depth: int = 10) -> QoSProfile:
     """What the bag player publishes with: reliable, so both reliable and best-effort readers match."""
     return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE)
