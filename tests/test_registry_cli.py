@@ -106,3 +106,41 @@ def test_gc_and_registry_from_environment(
     code, out, _ = run(capsys, "gc", "--min-age", "0")
     assert code == 0 and "1 file(s) removed" in out and not orphan.exists()
     assert run(capsys, "verify")[0] == 0
+
+
+def test_force_approve_deprecate_revoke_and_list_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg = str(tmp_path / "r")
+    run(capsys, "register", str(make_adapter_folder(tmp_path / "a", seed=1)), "ur5e.pick", "--registry", reg)
+    run(capsys, "register", str(make_adapter_folder(tmp_path / "b", seed=2)), "go2.walk", "--registry", reg)
+    assert run(capsys, "promote", "ur5e.pick@1", "--registry", reg, "--note", "ready")[0] == 0
+    code, out, _ = run(
+        capsys, "approve", "ur5e.pick@1", "--registry", reg, "--note", "demo", "--by", "bob",
+        "--force-reason", "customer demo",
+    )  # fmt: skip
+    assert code == 0 and "approved" in out and "forced" in out
+    code, out, _ = run(capsys, "show", "ur5e.pick@1", "--registry", reg, "--json")
+    last = json.loads(out)["history"][-1]
+    assert (last["to_status"], last["by"], last["force_reason"]) == ("approved", "bob", "customer demo")
+
+    code, out, _ = run(capsys, "deprecate", "ur5e.pick@1", "--registry", reg, "--note", "superseded")
+    assert code == 0 and "deprecated" in out
+
+    with pytest.raises(SystemExit) as refused:  # argparse: --note is required
+        main(["adapters", "revoke", "ur5e.pick@1", "--registry", reg])
+    assert refused.value.code == 2 and "--note" in capsys.readouterr().err
+    code, _, err = run(capsys, "revoke", "ur5e.pick@1", "--registry", reg, "--note", " ")
+    assert code == 1 and "note is required" in err and "Traceback" not in err
+    code, out, _ = run(capsys, "revoke", "ur5e.pick@1", "--registry", reg, "--note", "recall")
+    assert code == 0 and "revoked" in out
+    code, out, _ = run(capsys, "log", "ur5e.pick@1", "--registry", reg, "--json")
+    actions = [entry["action"] for entry in json.loads(out)]
+    steps = ("candidate", "approved", "deprecated", "revoked")
+    assert actions == ["register"] + [f"status:{step}" for step in steps]
+
+    code, out, _ = run(capsys, "list", "--registry", reg, "--name", "ur5e.pick", "--json")
+    listed = [(r["adapter_id"], r["status"]) for r in json.loads(out)]
+    assert code == 0 and listed == [("ur5e.pick@1", "revoked")]
+    code, out, _ = run(capsys, "list", "--registry", reg, "--name", "go2.walk")
+    assert code == 0 and "go2.walk@1" in out and "ur5e.pick" not in out

@@ -112,21 +112,54 @@ def test_only_safetensors_are_accepted(registry: Registry, tmp_path: Path) -> No
 
 
 def test_records_are_immutable_and_audit_log_is_append_only(registry: Registry, tmp_path: Path) -> None:
-    record = registry.register(make_adapter_folder(tmp_path / "a"), "ur5e.pick")
+    registered = registry.register(make_adapter_folder(tmp_path / "a"), "ur5e.pick")
+    # Row triggers only fire on existing rows: give every append-only table at least one.
+    record = registry.attach_evaluation(registered.adapter_id, GOOD_EVAL, by="eval-bot")
     db = sqlite3.connect(Path(registry.location) / "registry.sqlite3")
-    for statement in (
-        "UPDATE adapters SET artifact_sha256 = '" + "0" * 64 + "'",
-        "UPDATE adapters SET base_fingerprint = 'x'",
-        "DELETE FROM adapters",
-        "UPDATE audit_log SET actor = 'mallory'",
-        "DELETE FROM audit_log",
-        "DELETE FROM status_changes",
+    for statement, message in (
+        ("UPDATE adapters SET artifact_sha256 = '" + "0" * 64 + "'", "immutable"),
+        ("UPDATE adapters SET base_fingerprint = 'x'", "immutable"),
+        ("DELETE FROM adapters", "never deleted"),
+        ("UPDATE audit_log SET actor = 'mallory'", "audit_log is append-only"),
+        ("DELETE FROM audit_log", "audit_log is append-only"),
+        ("UPDATE status_changes SET note = 'rewritten'", "status_changes is append-only"),
+        ("DELETE FROM status_changes", "status_changes is append-only"),
+        ("UPDATE evaluations SET results = '{\"passed\": true}'", "evaluations is append-only"),
+        ("DELETE FROM evaluations", "evaluations is append-only"),
     ):
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(sqlite3.IntegrityError, match=message):
             db.execute(statement)
     db.close()
     assert registry.get(record.adapter_id) == record
-    assert [entry.action for entry in registry.audit_log()] == ["register"]
+    assert [entry.action for entry in registry.audit_log()] == ["register", "evaluation"]
+
+
+def test_registry_database_uses_wal(registry: Registry) -> None:
+    db = sqlite3.connect(Path(registry.location) / "registry.sqlite3")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+
+
+def test_registry_refuses_a_database_without_wal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where SQLite keeps another journal mode (e.g. no shared memory on NFS), opening fails loudly."""
+    from cosmos_ros.registry import RegistryError, sqlite_store
+
+    class NoWal(sqlite3.Connection):
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+            if sql.replace(" ", "").upper() == "PRAGMAJOURNAL_MODE=WAL":
+                sql = "PRAGMA journal_mode = DELETE"  # what SQLite answers when it cannot do WAL
+            return super().execute(sql, *args)
+
+    real_connect = sqlite3.connect
+
+    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        return real_connect(*args, factory=NoWal, **kwargs)
+
+    monkeypatch.setattr(sqlite_store.sqlite3, "connect", connect)
+    with pytest.raises(RegistryError, match=r"registry .*registry\.sqlite3: SQLite refused write-ahead"):
+        open_registry(tmp_path / "nowal")
 
 
 def test_status_machine_and_notes(registry: Registry, tmp_path: Path) -> None:

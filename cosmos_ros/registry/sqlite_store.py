@@ -165,7 +165,7 @@ class SqliteRegistry(Registry):
         )
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._require_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         with self._write() as conn:
@@ -180,6 +180,17 @@ class SqliteRegistry(Registry):
                     f"{self.db_path}: registry schema {row['value']} is not {SCHEMA_VERSION}, "
                     "which this version reads"
                 )
+
+    def _require_wal(self) -> None:
+        """Switch to WAL or refuse: concurrency relies on it; SQLite reports a refusal only in the result."""
+        row = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        mode = str(row[0]).lower() if row is not None else "unknown"
+        if mode != "wal":
+            self._conn.close()
+            raise RegistryError(
+                f"registry {self.db_path}: SQLite refused write-ahead logging (journal_mode is {mode!r}, "
+                "not 'wal'); put the registry on a local filesystem that supports it (not NFS/SMB)"
+            )
 
     def close(self) -> None:
         with self._lock:
