@@ -110,6 +110,18 @@ def test_sampson_on_textureless_frames_is_nan_with_a_reason():
     assert math.isnan(one.mean_px) and not one.ok
 
 
+def test_temporal_sampson_names_the_frame_pairs_it_left_out(sweep):
+    video = sweep.copy()
+    video[2] = 128  # a blank frame: the pairs (1, 2) and (2, 3) have no keypoints to match
+    result = metrics.temporal_sampson_error(video)
+    assert result.ok and math.isfinite(result.mean_px) and result.mean_px < 0.5
+    assert result.reason is not None and result.reason.startswith("2 of 4 frame pairs left out")
+    assert "keypoints" in result.reason
+    per_pair = result.per_pair_mean_px
+    assert [math.isnan(v) for v in per_pair] == [False, True, True, False]
+    assert metrics.temporal_sampson_error(sweep).reason is None  # nothing left out: no note
+
+
 def test_too_few_matches_is_nan_with_a_reason(sweep):
     settings = metrics.SampsonSettings(min_matches=100_000)
     result = metrics.sampson_error(sweep[0], sweep[1], settings)

@@ -9,6 +9,7 @@ import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 from eval_helpers import make_tiny_adapter, make_tiny_dataset
 
@@ -151,8 +152,16 @@ def test_headless_browser_screenshot_of_the_report(first_run, tmp_path):
         (first_run / "report" / "index.html").as_uri(),
     ]  # fmt: skip
     subprocess.run(cmd, check=True, capture_output=True, timeout=60)
-    assert shot.is_file() and shot.stat().st_size > 10_000
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert shot.is_file() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import cv2
+
+    image = cv2.imread(str(shot))
+    assert image is not None and image.shape[:2] == (2400, 1280)
+    # a rendered report, not a blank or error page: text and charts cover a good part of it,
+    # and the page's top has dark text on a light background
+    ink = (image.min(axis=2) < 128).mean()
+    assert 0.005 < ink < 0.6, f"{ink:.3f} of the screenshot is dark"
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50  # charts and video posters add colours
 
 
 def test_unknown_adapter_is_a_clean_cli_error(workspace, tmp_path, capsys):
@@ -164,3 +173,50 @@ def test_unknown_adapter_is_a_clean_cli_error(workspace, tmp_path, capsys):
     ])  # fmt: skip
     assert code == 1
     assert "nosuch" in capsys.readouterr().err
+
+
+def _no_generation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any attempt to run the protocol (load the model, generate) fail the test."""
+    from cosmos_ros.evaluation import protocol
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the evaluation ran although its arguments were invalid")
+
+    monkeypatch.setattr(protocol, "run_evaluation", refuse)
+
+
+def test_gate_without_a_registry_adapter_is_refused_before_generation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _no_generation(monkeypatch)
+    folder = tmp_path / "adapter"
+    folder.mkdir()
+    common = [
+        "eval", "--dataset", str(tmp_path / "no_dataset"), "--model", str(tmp_path / "no_model"),
+        "-o", str(tmp_path / "out"), "--gate", "psnr:0.5",
+    ]  # fmt: skip
+    for extra in (["--adapter", str(folder)], ["--adapter", "tiny.pick@1", "--no-registry"], []):
+        assert main(common + extra) == 1
+        err = capsys.readouterr().err
+        assert "--gate/--gate-file promote registry records" in err and "NAME[@VER]" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_registry_error_while_publishing_is_a_clean_cli_error(
+    workspace: dict,
+    first_run: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cosmos_ros.evaluation import protocol
+
+    monkeypatch.setattr(protocol, "run_evaluation", lambda *a, **kw: read_results(first_run))
+    empty = tmp_path / "empty_registry"  # the adapter's record is not in this registry
+    code = main([
+        "eval", "--dataset", str(workspace["dataset"]), "--model", str(workspace["model"]),
+        "--adapter", workspace["ref"], "--registry", str(empty), "-o", str(tmp_path / "out"), "--no-report",
+    ])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert "not published to registry" in err and "tiny.pick" in err

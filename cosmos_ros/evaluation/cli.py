@@ -181,6 +181,12 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.dataset or not args.model:
         raise CliError("eval needs --dataset DIR and --model DIR (see 'cosmos-ros eval --help')")
     gate = _gate(args)
+    if gate is not None and (args.no_registry or all(_is_path(a) for a in args.adapter)):
+        # Checked before the model loads: the gate only acts on registry records, found after the whole run.
+        raise CliError(
+            "--gate/--gate-file promote registry records: give at least one --adapter as a registry "
+            "reference (NAME[@VER]) and leave out --no-registry; adapter folders have no record to promote"
+        )
     from cosmos_ros.evaluation.protocol import default_out_dir, run_evaluation
     from cosmos_ros.evaluation.report import write_report
     from cosmos_ros.progress import TqdmProgress
@@ -209,15 +215,19 @@ def _eval(args: argparse.Namespace) -> int:
     _print_summary(results)
     if registry and not args.no_registry:
         from cosmos_ros.evaluation.gate import publish_results
+        from cosmos_ros.registry import InvalidNameError, RegistryError
 
-        published = publish_results(results, registry, gate, by=args.by)
+        try:
+            published = publish_results(results, registry, gate, by=args.by)
+        except (RegistryError, InvalidNameError) as exc:
+            raise CliError(
+                f"results are in {out}/metrics.json but were not published to registry {registry}: {exc}"
+            ) from exc
         for ref, info in published.items():
             verdict = "" if info["passed"] is None else (" gate PASSED" if info["passed"] else " gate FAILED")
             print(f"registry: {ref}: results attached;{verdict} status {info['status']}")
             for check in info["checks"]:
                 print(f"    {'ok  ' if check['passed'] else 'FAIL'} {check['metric']}: {check['reason']}")
-    elif gate is not None:
-        raise CliError("--gate needs adapters from a registry (give --registry and NAME[@VER] adapters)")
     return 0
 
 

@@ -208,7 +208,10 @@ class SampsonSettings:
 
 @dataclass
 class SampsonResult:
-    """Sampson error of matched points against one fundamental matrix; NaN with ``reason`` if unmeasured."""
+    """Sampson error of matched points against one fundamental matrix; NaN with ``reason`` if unmeasured.
+
+    ``reason`` may also accompany a measured value, to say what was left out of it (see ``ok``).
+    """
 
     mean_px: float
     median_px: float
@@ -219,7 +222,8 @@ class SampsonResult:
 
     @property
     def ok(self) -> bool:
-        return self.reason is None
+        """Measured (a number, possibly with a note in ``reason``), not NaN."""
+        return not math.isnan(self.mean_px)
 
 
 def _sift_features(image: np.ndarray, settings: SampsonSettings) -> tuple[np.ndarray, np.ndarray | None]:
@@ -331,7 +335,9 @@ def temporal_sampson_error(video: np.ndarray, settings: SampsonSettings = Sampso
             math.nan, math.nan, 0, 0, f"no frame pair measurable: {failed[0].reason}", per_pair
         )
     reason = None
-    result = SampsonResult(
+    if failed:
+        reason = f"{len(failed)} of {len(pairs)} frame pairs left out (first: {failed[0].reason})"
+    return SampsonResult(
         float(np.mean([p.mean_px for p in good])),
         float(np.mean([p.median_px for p in good])),
         sum(p.num_matches for p in good),
@@ -339,7 +345,6 @@ def temporal_sampson_error(video: np.ndarray, settings: SampsonSettings = Sampso
         reason,
         per_pair,
     )
-    return result
 
 
 def cross_view_sampson_error(
