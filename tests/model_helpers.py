@@ -7,7 +7,10 @@ picks fixtures up from the test module's namespace).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -78,3 +81,46 @@ def save_stock_lora(pipe, folder: Path, *, rank: int = 4, use_dora: bool = False
         folder, transformer_lora_layers=layers, transformer_lora_adapter_metadata=config.to_dict()
     )
     return folder
+
+
+def recording_safety_checker(verdict: str = "pass"):
+    """A stand-in guardrail that records every video it is asked about.
+
+    A diffusers ``ModelMixin`` like the real one (the pipeline takes its device from its
+    components). ``verdict``: ``pass`` returns the frames, ``blank`` returns black frames,
+    ``refuse`` returns None (what cosmos_guardrail does for an unsafe video).
+    """
+    import torch
+    from diffusers import ConfigMixin, ModelMixin
+
+    class _Recording(ModelMixin, ConfigMixin):
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("_device_anchor", torch.zeros(1), persistent=False)
+            self.verdict = verdict
+            self.prompts: list[str] = []
+            self.videos: list[np.ndarray] = []
+
+        def check_text_safety(self, prompt: str) -> bool:
+            self.prompts.append(prompt)
+            return True
+
+        def check_video_safety(self, frames: np.ndarray) -> np.ndarray | None:
+            self.videos.append(np.array(frames, copy=True))
+            if self.verdict == "refuse":
+                return None
+            return np.zeros_like(frames) if self.verdict == "blank" else frames
+
+    _Recording.__name__ = _Recording.__qualname__ = "RecordingSafetyChecker"
+    return _Recording()
+
+
+@contextmanager
+def installed_safety_checker(rt, checker) -> Iterator[Any]:
+    """Put ``checker`` into ``rt``'s pipeline for the block, then restore the one it had."""
+    original = rt.pipe.safety_checker
+    rt.pipe.register_modules(safety_checker=checker)
+    try:
+        yield checker
+    finally:
+        rt.pipe.register_modules(safety_checker=original)

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from model_helpers are redefined as arguments)
 """Tiny model determinism, fingerprints, strict directory validation, safety policy, CLI."""
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
+from bags_helpers import make_bag
+from model_helpers import camera_frame, tiny_model_dir  # noqa: F401
 
 from cosmos_ros.model.fingerprint import model_fingerprint
 from cosmos_ros.model.loading import ModelDirectoryError, validate_model_dir
@@ -151,3 +154,85 @@ def test_cli_make_tiny_model_and_predict(tmp_path, capsys):
         == 1
     )
     assert "does not exist" in capsys.readouterr().err
+
+
+def _predict_args(model, source: list[str], out) -> list[str]:
+    return ["predict", "--model", str(model), *source, "--prompt", "the robot moves", "-o", str(out),
+            "--num-frames", "5", "--steps", "1", "--height", "32", "--width", "48",
+            "--safety-checker", "off"]  # fmt: skip
+
+
+def _assert_video(out, frames: int, height: int, width: int) -> None:
+    from cosmos_ros.media.video import probe_video
+
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    info = probe_video(out)
+    assert (info.frame_count, info.height, info.width) == (frames, height, width)
+
+
+def test_cli_predict_from_video_file(tiny_model_dir, tmp_path, capsys):
+    from cosmos_ros.cli import main
+    from cosmos_ros.media.video import write_video
+
+    clip = write_video(tmp_path / "in.mp4", np.stack([camera_frame(80, 120, seed=i) for i in range(7)]), 10.0)
+    out = tmp_path / "video_pred.mp4"
+    assert main(_predict_args(tiny_model_dir, ["--video", str(clip)], out)) == 0, capsys.readouterr().err
+    _assert_video(out, 5, 32, 48)
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["settings"]["conditioning_frames"] == 5  # the clip's last 5 frames condition
+
+
+def test_cli_predict_from_ros2_bag(tiny_model_dir, tmp_path, capsys):
+    from cosmos_ros.cli import main
+
+    bag = make_bag(tmp_path, "demo", "mcap", frames=6)
+    out = tmp_path / "bag_pred.mp4"
+    args = _predict_args(tiny_model_dir, ["--bag", str(bag), "--topic", "/camera/image_raw"], out)
+    assert main([*args, "--bag-index", "3"]) == 0, capsys.readouterr().err
+    _assert_video(out, 5, 32, 48)
+    assert json.loads(out.with_suffix(".json").read_text())["settings"]["conditioning_frames"] == 1
+    capsys.readouterr()
+    assert main([*args, "--bag-index", "6"]) == 1
+    assert "fewer than 7 image messages" in capsys.readouterr().err
+
+
+def test_cli_bag_frame_removes_row_padding(tmp_path):
+    # Drivers may pad each row (step > width * 3); rosbags-image ignores step, message_to_rgb does not.
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    from cosmos_ros.model.cli import _bag_frame
+
+    rgb = camera_frame(10, 12)
+    padded = np.zeros((10, 12 * 3 + 4), np.uint8)
+    padded[:, : 12 * 3] = rgb.reshape(10, -1)
+    store = get_typestore(Stores.ROS2_HUMBLE)
+    types = store.types
+    header = types["std_msgs/msg/Header"](stamp=types["builtin_interfaces/msg/Time"](sec=1, nanosec=0),
+                                          frame_id="cam")  # fmt: skip
+    msg = types["sensor_msgs/msg/Image"](header=header, height=10, width=12, encoding="rgb8", is_bigendian=0,
+                                         step=padded.shape[1], data=padded.reshape(-1))  # fmt: skip
+    bag = tmp_path / "padded"
+    with Writer(bag, version=9) as writer:
+        conn = writer.add_connection("/cam", "sensor_msgs/msg/Image", typestore=store)
+        writer.write(conn, 1_000_000_000, store.serialize_cdr(msg, "sensor_msgs/msg/Image"))
+    assert np.array_equal(_bag_frame(bag, None, 0), rgb)
+
+
+def test_cli_predict_reports_out_of_memory(tiny_model_dir, tmp_path, capsys, monkeypatch):
+    import cv2
+
+    from cosmos_ros.cli import main
+    from cosmos_ros.model.runtime import CosmosRuntime, PredictionOutOfMemory
+
+    def exhausted(self, *args, **kwargs):
+        raise PredictionOutOfMemory("out of accelerator memory at 432x768, 93 frames: try preset='preview'")
+
+    monkeypatch.setattr(CosmosRuntime, "predict", exhausted)
+    img = tmp_path / "cam.png"
+    cv2.imwrite(str(img), camera_frame(40, 60))
+    out = tmp_path / "oom.mp4"
+    assert main(_predict_args(tiny_model_dir, ["--image", str(img)], out)) == 1
+    err = capsys.readouterr().err
+    assert "out of accelerator memory" in err and "--preset preview" in err and "Traceback" not in err
+    assert not out.exists()

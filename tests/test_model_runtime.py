@@ -8,7 +8,15 @@ import threading
 
 import numpy as np
 import pytest
-from model_helpers import PROMPT, camera_frame, frame, runtime, tiny_model_dir  # noqa: F401
+from model_helpers import (  # noqa: F401
+    PROMPT,
+    camera_frame,
+    frame,
+    installed_safety_checker,
+    recording_safety_checker,
+    runtime,
+    tiny_model_dir,
+)
 
 from cosmos_ros.media.video import probe_video
 from cosmos_ros.model.runtime import CosmosRuntime, PredictionCancelled
@@ -126,3 +134,58 @@ def test_prompt_cache_skips_text_encoder_for_known_prompt(tiny_model_dir, frame,
         assert rt2.stats["text_encoder_loads"] == 1 and rt2.stats["text_encoder_calls"] == 1
     finally:
         rt2.close()
+
+
+def _as_the_guardrail(monkeypatch: pytest.MonkeyPatch, checker) -> None:
+    """Make diffusers (and the runtime) take ``checker`` for cosmos_guardrail's CosmosSafetyChecker."""
+    from diffusers.pipelines.cosmos import pipeline_cosmos2_5_predict
+
+    monkeypatch.setattr(pipeline_cosmos2_5_predict, "CosmosSafetyChecker", type(checker))
+
+
+@pytest.mark.parametrize("as_guardrail", [True, False], ids=["guardrail-class", "other-checker"])
+def test_fast_engine_runs_the_video_check_and_honours_its_verdict(runtime, frame, monkeypatch, as_guardrail):
+    # The fast engine never calls the pipeline, so the runtime itself must check every video,
+    # also when the checker is the guardrail class the stock pipeline would have run.
+    assert runtime.engine == "fast"
+    checker = recording_safety_checker("pass")
+    if as_guardrail:
+        _as_the_guardrail(monkeypatch, checker)
+    with installed_safety_checker(runtime, checker):
+        res = runtime.predict(frame, PROMPT, steps=1, num_frames=5)
+        assert checker.prompts == [PROMPT]
+        assert len(checker.videos) == 1 and checker.videos[0].shape == (5, 64, 96, 3)
+        assert np.array_equal(checker.videos[0], res.frames) and res.frames.any()
+
+        checker.verdict = "blank"
+        blanked = runtime.predict(frame, PROMPT, steps=1, num_frames=5)
+        assert len(checker.videos) == 2
+        assert blanked.frames.shape == (5, 64, 96, 3) and not blanked.frames.any()
+
+        checker.verdict = "refuse"
+        with pytest.raises(ValueError, match="refused the generated video"):
+            runtime.predict(frame, PROMPT, steps=1, num_frames=5)
+        assert len(checker.videos) == 3
+    assert runtime.predict(frame, PROMPT, steps=1, num_frames=5).frames.any()  # its own checker is back
+
+
+def test_stock_engine_checks_each_video_once_and_honours_a_refusal(tiny_model_dir, frame, monkeypatch):
+    rt = CosmosRuntime.load(tiny_model_dir, dtype="float32", safety_checker="off", engine="stock")
+    try:
+        checker = recording_safety_checker("blank")
+        _as_the_guardrail(monkeypatch, checker)  # the pipeline runs the check itself
+        with installed_safety_checker(rt, checker):
+            res = rt.predict(frame, PROMPT, steps=1, num_frames=5)
+            assert len(checker.videos) == 1 and not res.frames.any()
+            checker.verdict = "refuse"
+            with pytest.raises(ValueError, match="refused the generated video"):
+                rt.predict(frame, PROMPT, steps=1, num_frames=5)
+            assert len(checker.videos) == 2
+        assert "check_video_safety" not in vars(checker)  # the counting wrapper was removed
+        monkeypatch.undo()
+        other = recording_safety_checker("blank")  # not the guardrail class: the runtime checks it
+        with installed_safety_checker(rt, other):
+            assert not rt.predict(frame, PROMPT, steps=1, num_frames=5).frames.any()
+            assert len(other.videos) == 1
+    finally:
+        rt.close()

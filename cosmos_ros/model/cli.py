@@ -6,8 +6,12 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cosmos_ros.cli import CliError
+
+if TYPE_CHECKING:  # the runtime imports torch and diffusers: only when a command needs them
+    from cosmos_ros.model.runtime import CosmosRuntime, PredictionResult
 
 _D = "(default: %(default)s)"
 
@@ -113,7 +117,8 @@ def _load_frames(args: argparse.Namespace) -> list:
 
 def _bag_frame(bag: Path, topic: str | None, index: int):
     from rosbags.highlevel import AnyReader
-    from rosbags.image import message_to_cvimage
+
+    from cosmos_ros.media.ros_image import message_to_rgb
 
     image_types = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
     try:
@@ -128,7 +133,7 @@ def _bag_frame(bag: Path, topic: str | None, index: int):
             for i, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
                 if i == index:
                     msg = reader.deserialize(raw, conn.msgtype)
-                    return message_to_cvimage(msg, "rgb8")
+                    return message_to_rgb(msg)  # honours row padding (step), unlike rosbags-image
     except CliError:
         raise
     except Exception as exc:
@@ -141,10 +146,8 @@ def _predict(args: argparse.Namespace) -> int:
     import torch
 
     from cosmos_ros.atomic import atomic_write_text
-    from cosmos_ros.model.adapters import AdapterIncompatible
     from cosmos_ros.model.loading import ModelDirectoryError
     from cosmos_ros.model.runtime import CosmosRuntime
-    from cosmos_ros.progress import TqdmProgress
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
@@ -155,22 +158,39 @@ def _predict(args: argparse.Namespace) -> int:
                                 engine=args.engine, compile=args.compile)  # fmt: skip
     except (ModelDirectoryError, RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from exc
+    try:
+        result = _run_prediction(rt, frames, args)
+        out = result.save(args.output)
+        atomic_write_text(out.with_suffix(".json"), json.dumps(result.metadata, indent=2, default=str))
+    finally:
+        rt.close()
+    print(out)
+    return 0
+
+
+def _run_prediction(rt: CosmosRuntime, frames: list, args: argparse.Namespace) -> PredictionResult:
+    """``rt.predict`` with the CLI's arguments; expected failures become one-line CliErrors."""
+    from cosmos_ros.model.adapters import AdapterIncompatible
+    from cosmos_ros.model.runtime import PredictionOutOfMemory
+    from cosmos_ros.progress import TqdmProgress
+
     progress = TqdmProgress(unit="step")
     try:
         if args.adapter:
             rt.load_adapter("adapter", args.adapter)
-        result = rt.predict(
+        return rt.predict(
             frames, args.prompt, adapter="adapter" if args.adapter else None, num_frames=args.num_frames,
             preset=args.preset, steps=args.steps, guidance=args.guidance, seed=args.seed, height=args.height,
             width=args.width, fit=args.fit, negative_prompt=args.negative_prompt, on_step=progress,
             approximate=args.approximate,
         )  # fmt: skip
+    except PredictionOutOfMemory as exc:
+        # The runtime's advice names Python arguments; give the flags that do the same here.
+        raise CliError(
+            f"{exc}\n  on the command line: --preset preview, fewer --num-frames, a smaller --height/--width "
+            "or --cpu-offload"
+        ) from exc
     except (AdapterIncompatible, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
     finally:
         progress.close()
-    out = result.save(args.output)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(result.metadata, indent=2, default=str))
-    print(out)
-    rt.close()
-    return 0

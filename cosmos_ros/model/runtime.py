@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -446,12 +447,14 @@ class CosmosRuntime:
             out, stage_times = self._generate_fast(
                 fitted, embeds, negative, settings, cond_latent_frames, generator, watch, cancel
             )
+            video_checked = False  # the fast loop never calls the pipeline, so nothing checked it yet
         else:
-            out, stage_times = self._generate_stock(
+            out, stage_times, video_checked = self._generate_stock(
                 fitted, embeds, negative, settings, cond_latent_frames, generator, watch, cancel
             )
         generate_s = time.monotonic() - t1
-        out = self._check_video_safety(out)
+        if not video_checked:
+            out = self._check_video_safety(out)
         metadata = {
             "adapter": self._active,
             "adapter_id": self._adapter_ids.get(self._active) if self._active else None,
@@ -503,8 +506,13 @@ class CosmosRuntime:
         return frames, {"vae_encode_s": t1 - t0, "denoise_s": t2 - t1, "vae_decode_s": t3 - t2}
 
     def _generate_stock(self, fitted, embeds, negative, settings, cond_latent_frames, generator, watch,
-                        cancel) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
-        """The stock pipeline's ``__call__``, with progress and cancel through its step callback."""
+                        cancel) -> tuple[np.ndarray, dict[str, float], bool]:  # fmt: skip
+        """The stock pipeline's ``__call__``, with progress and cancel through its step callback.
+
+        Also returns whether the pipeline itself ran the video check: it does so only for its own
+        guardrail class, so the calls are counted rather than assumed, and any it makes go through
+        :meth:`_check_video_safety` so a refusal is reported the same way as on the fast engine.
+        """
         import torch
 
         # [T, H, W, 3] uint8 -> [1, 3, T, H, W] in [-1, 1], the pipeline's preprocessed video form.
@@ -516,30 +524,53 @@ class CosmosRuntime:
                 raise PredictionCancelled(f"cancelled after denoising step {i + 1} of {settings['steps']}")
             return kwargs
 
-        output = self.pipe(
-            video=video,
-            prompt_embeds=embeds,
-            negative_prompt_embeds=negative,
-            height=settings["height"],
-            width=settings["width"],
-            num_frames=settings["num_frames"],
-            num_inference_steps=settings["steps"],
-            guidance_scale=settings["guidance"],
-            generator=generator,
-            num_latent_conditional_frames=cond_latent_frames,
-            max_sequence_length=MAX_SEQUENCE_LENGTH,
-            callback_on_step_end=on_step_end,
-            output_type="np",
-        )
-        return fast_sampler.to_uint8(output.frames[0]), {}
-
-    def _check_video_safety(self, frames: np.ndarray) -> np.ndarray:
-        from diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict import CosmosSafetyChecker
-
         checker = self.pipe.safety_checker
-        if isinstance(checker, CosmosSafetyChecker):  # the pipeline already ran the guardrail
-            return frames
-        return np.asarray(checker.check_video_safety(frames), dtype=np.uint8)
+        pipeline_checks: list[int] = []
+
+        def counted_check(frames: np.ndarray) -> np.ndarray:
+            pipeline_checks.append(1)
+            return self._check_video_safety(frames, check=original_check)
+
+        original_check = checker.check_video_safety
+        checker.check_video_safety = counted_check  # an instance attribute: shadows the method for this call
+        try:
+            output = self.pipe(
+                video=video,
+                prompt_embeds=embeds,
+                negative_prompt_embeds=negative,
+                height=settings["height"],
+                width=settings["width"],
+                num_frames=settings["num_frames"],
+                num_inference_steps=settings["steps"],
+                guidance_scale=settings["guidance"],
+                generator=generator,
+                num_latent_conditional_frames=cond_latent_frames,
+                max_sequence_length=MAX_SEQUENCE_LENGTH,
+                callback_on_step_end=on_step_end,
+                output_type="np",
+            )
+        finally:
+            del checker.check_video_safety
+        return fast_sampler.to_uint8(output.frames[0]), {}, bool(pipeline_checks)
+
+    def _check_video_safety(
+        self, frames: np.ndarray, check: Callable[[np.ndarray], Any] | None = None
+    ) -> np.ndarray:
+        """Run the safety checker on one uint8 [T, H, W, 3] video; its result replaces the frames.
+
+        The guardrail returns ``None`` for an unsafe video (refused: a ``ValueError``, like an
+        unsafe prompt) and may return altered frames (blurred faces, blanked video), which are kept.
+        """
+        check = check or self.pipe.safety_checker.check_video_safety
+        checked = check(frames)
+        if checked is None:
+            raise ValueError("the safety checker refused the generated video")
+        checked = np.asarray(checked)
+        if checked.shape != frames.shape:
+            raise RuntimeError(
+                f"the safety checker returned a video of shape {checked.shape}, expected {frames.shape}"
+            )
+        return checked.astype(np.uint8, copy=False)
 
 
 def chosen_name(table: dict[str, Preset], preset: Preset) -> str:
