@@ -35,7 +35,7 @@ setup(
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "tqdm", "safetensors"],
+    install_requires=["numpy", "pyyaml", "tqdm", "rich", "safetensors"],
     extras_require={
         # The ROS-free parts: bag tools, registry, evaluation metrics.
         "bags": ["rosbags>=0.11", "rosbags-image[opencv-headless]>=0.10", "av>=14"],
@@ -43,7 +43,7 @@ setup(
         "model": [
             "torch>=2.4",
             "torchvision",
-            "diffusers>=0.42.1",
+            "diffusers>=0.41",  # 0.42 needs Python >= 3.11; 0.41 has the same pipeline
             "transformers>=4.57",
             "peft>=0.17",
             "accelerate>=1.0",
