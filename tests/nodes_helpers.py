@@ -56,6 +56,27 @@ def make_tiny_adapter(
     return folder
 
 
+def make_misfit_adapter(model_dir: Path, folder: Path, extra_dim: int = 8) -> Path:
+    """An adapter whose metadata names the tiny model as its base but whose LoRA dims do not fit it.
+
+    Passes every check that reads only files (weights exist, base fingerprint matches); only the
+    shape check against the loaded transformer refuses it.
+    """
+    from safetensors.numpy import load_file, save_file
+
+    from cosmos_ros.model.adapter_folder import WEIGHTS_NAME
+
+    make_tiny_adapter(model_dir, folder)
+    tensors = load_file(str(folder / WEIGHTS_NAME))
+    wider = {}
+    for key, t in tensors.items():  # lora_A is (rank, dim), lora_B is (dim, rank)
+        rows, cols = t.shape
+        shape = (rows, cols + extra_dim) if ".lora_A." in key else (rows + extra_dim, cols)
+        wider[key] = np.full(shape, 0.01, np.float32)
+    save_file(wider, str(folder / WEIGHTS_NAME), metadata={"format": "pt"})
+    return folder
+
+
 def start_node(
     module: str, params: dict[str, Any], ready: str, timeout: float = 60.0, ros_args: list[str] | None = None
 ) -> tuple[Any, list[str]]:

@@ -1,4 +1,4 @@
-"""generation_node over DDS with the tiny model: busy goals, cancel, adapter switching, errors.
+"""generation_node over DDS with the tiny model: busy goals, cancel, adapter switching, registry, errors.
 
 The node runs in its own process (its real entry point); this process is the client.
 """
@@ -10,7 +10,15 @@ import time
 
 import numpy as np
 import pytest
-from nodes_helpers import Client, camera_frame, make_tiny_adapter, start_node, tiny_model_dir, wait_until
+from nodes_helpers import (
+    Client,
+    camera_frame,
+    make_misfit_adapter,
+    make_tiny_adapter,
+    start_node,
+    tiny_model_dir,
+    wait_until,
+)
 from ros_helpers import stop
 
 pytest.importorskip("rclpy")
@@ -42,7 +50,14 @@ def setup(tmp_path_factory):
     client = Client("gen_test_client")
     action = ActionClient(client.node, PredictVideo, "predict_video")
     try:
-        yield {"proc": proc, "client": client, "action": action, "adapter": adapter, "work": work}
+        yield {
+            "proc": proc,
+            "client": client,
+            "action": action,
+            "adapter": adapter,
+            "work": work,
+            "model": model,
+        }
     finally:
         client.close()
         stop(proc)
@@ -67,9 +82,9 @@ def run(setup, g: PredictVideo.Goal, feedback=None, timeout: float = 60.0):
     return response.status, response.result
 
 
-def set_adapter(setup, value: str):
+def set_adapter(setup, value: str, node: str = "/generation_node"):
     client = setup["client"]
-    srv = client.node.create_client(SetParameters, "/generation_node/set_parameters")
+    srv = client.node.create_client(SetParameters, f"{node}/set_parameters")
     assert srv.wait_for_service(timeout_sec=10)
     param = ParameterMsg(
         name="adapter", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
@@ -77,9 +92,9 @@ def set_adapter(setup, value: str):
     return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 30).results[0]
 
 
-def get_adapter(setup) -> str:
+def get_adapter(setup, node: str = "/generation_node") -> str:
     client = setup["client"]
-    srv = client.node.create_client(GetParameters, "/generation_node/get_parameters")
+    srv = client.node.create_client(GetParameters, f"{node}/get_parameters")
     assert srv.wait_for_service(timeout_sec=10)
     return client.wait(srv.call_async(GetParameters.Request(names=["adapter"])), 10).values[0].string_value
 
@@ -136,6 +151,11 @@ def test_adapter_parameter_switches_next_prediction_and_unknown_is_refused(setup
     refused = set_adapter(setup, "no_such_adapter@3")
     assert not refused.successful and "no_such_adapter" in refused.reason
     assert get_adapter(setup) == str(setup["adapter"])
+    # Right base fingerprint in its metadata, wrong layer sizes: refused at set time, not at the next goal.
+    misfit = make_misfit_adapter(setup["model"], setup["work"] / "misfit_adapter")
+    refused = set_adapter(setup, str(misfit))
+    assert not refused.successful and "does not fit" in refused.reason and "shape" in refused.reason
+    assert get_adapter(setup) == str(setup["adapter"])
     _, again = run(setup, goal(seed=5))
     assert again.adapter_id == "arm_adapter"
 
@@ -169,9 +189,17 @@ def test_bad_requests_fail_with_a_clear_message_and_the_node_lives_on(setup) -> 
     _, bad_adapter = run(setup, goal(adapter="/nonexistent/adapter"))
     assert not bad_adapter.success and "/nonexistent/adapter" in bad_adapter.message
 
+    refused = set_double(setup, "fps", -1.0)
+    assert not refused.successful and "fps must be >= 0" in refused.reason
+
     assert setup["proc"].poll() is None
-    _, fine = run(setup, goal())
+    assert set_double(setup, "fps", 8.0).successful
+    try:
+        _, fine = run(setup, goal())
+    finally:
+        assert set_double(setup, "fps", 0.0).successful
     assert fine.success, fine.message
+    assert fine.fps == 8.0 and read_video(fine.video_path)[1] == pytest.approx(8.0)
 
 
 def test_diagnostics_report_model_adapter_latency(setup) -> None:
@@ -228,6 +256,16 @@ def set_int(setup, name: str, value: int):
     return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 10).results[0]
 
 
+def set_double(setup, name: str, value: float):
+    client = setup["client"]
+    srv = client.node.create_client(SetParameters, "/generation_node/set_parameters")
+    assert srv.wait_for_service(timeout_sec=10)
+    param = ParameterMsg(
+        name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    )
+    return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 10).results[0]
+
+
 def test_bounded_queue_serves_goals_in_turn(setup) -> None:
     from action_msgs.msg import GoalStatus
 
@@ -273,3 +311,64 @@ def test_deactivate_frees_the_model_and_activate_serves_again(setup) -> None:
     assert transition(Transition.TRANSITION_ACTIVATE)
     _, served = run(setup, goal())
     assert served.success, served.message
+
+
+def test_registry_node_refuses_drafts_lists_versions_and_rechecks_the_artifact(setup, tmp_path) -> None:
+    """With registry_path: only approved versions load; a blob swapped after the check is still refused."""
+    from registry_helpers import flip_one_byte
+
+    from cosmos_ros.registry import open_registry
+
+    model = setup["model"]
+    with open_registry(tmp_path / "registry") as registry:
+
+        def add(name: str, seed: int, approve: bool):
+            record = registry.register(make_tiny_adapter(model, tmp_path / f"{name}{seed}", seed=seed), name)
+            if approve:
+                registry.promote(record.adapter_id, note="ready")
+                record = registry.approve(record.adapter_id, note="test", force_reason="node test")
+            return record
+
+        add("arm", 1, approve=True)
+        add("arm", 2, approve=False)  # arm@2 stays a draft
+        grip_blob = registry.artifact_path(add("grip", 3, approve=True))
+    proc, _ = start_node(
+        "generation_node",
+        {"model_path": str(model), "output_dir": str(tmp_path / "out"), "device": "cpu", "dtype": "float32",
+         "registry_path": str(tmp_path / "registry"), "warmup": False},
+        "generation_node active",
+        timeout=90,
+        ros_args=["-r", "__ns:=/reg"],
+    )  # fmt: skip
+    client = setup["client"]
+    reg = {**setup, "action": ActionClient(client.node, PredictVideo, "/reg/predict_video")}
+    node = "/reg/generation_node"
+    try:
+        draft = set_adapter(reg, "arm@2", node)
+        assert not draft.successful and "draft" in draft.reason and "not approved" in draft.reason
+        assert get_adapter(reg, node) == ""
+        path = set_adapter(reg, str(setup["adapter"]), node)  # plain folders are refused beside a registry
+        assert not path.successful and "registry only" in path.reason
+
+        assert set_adapter(reg, "arm@approved", node).successful
+        _, adapted = run(reg, goal(seed=5))
+        assert adapted.success and adapted.adapter_id == "arm@1", adapted.message
+
+        srv = client.node.create_client(ListAdapters, f"{node}/list_adapters")
+        assert srv.wait_for_service(timeout_sec=10)
+        listing = client.wait(srv.call_async(ListAdapters.Request()), 10)
+        assert listing.success and listing.active_adapter == "arm@1"
+        assert sorted((a.name, a.version, a.status, a.loaded, a.active) for a in listing.adapters) == [
+            ("arm", 1, "approved", True, True),
+            ("arm", 2, "draft", False, False),
+            ("grip", 1, "approved", False, False),
+        ]
+
+        # grip@approved passes every check at set time; its blob is then swapped before the goal loads it.
+        assert set_adapter(reg, "grip@approved", node).successful
+        flip_one_byte(grip_blob)
+        _, swapped = run(reg, goal(seed=5))
+        assert not swapped.success and "changed after it was verified" in swapped.message, swapped.message
+        assert proc.poll() is None
+    finally:
+        stop(proc)

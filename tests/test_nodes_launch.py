@@ -1,54 +1,91 @@
 """Launch files, params YAML and RViz config: everything they name exists and is installed.
 
+The install check runs setup.py's own ``install_data`` (what ``colcon build`` / ``setup.py install``
+runs for ``data_files``) into a temporary prefix and looks for every file the launch files name in
+that share directory, so a glob that misses a file fails here, not on a robot.
+
 The launch description itself loads only where ``launch_ros`` is importable (apt ROS installs);
 elsewhere that test is skipped with the reason shown.
 """
 
 from __future__ import annotations
 
-import ast
+import contextlib
+import importlib
+import importlib.util
+import io
 import re
 import sys
+import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from ros_helpers import REPO_ROOT
 
 LAUNCH_FILES = sorted((REPO_ROOT / "launch").glob("*.launch.py"))
+PACKAGE = "cosmos_ros"
+#: ``os.path.join(share, "a", "b")`` or ``os.path.join(get_package_share_directory(PACKAGE), "a", "b")``;
+#: a non-literal tail (``name + ".yaml"``) is group 2, and the literal part is then a folder.
+SHARE_PATH = re.compile(
+    r'os\.path\.join\(\s*(?:share|get_package_share_directory\([^()]*\))\s*,\s*((?:"[^"]+"\s*,?\s*)+)([^)]*)\)'
+)
 
 
-def setup_py() -> tuple[set[str], set[str]]:
-    """console_scripts names and data_files sources (glob patterns expanded) from setup.py."""
-    tree = ast.parse((REPO_ROOT / "setup.py").read_text())
-    scripts: set[str] = set()
-    data: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value:
-            scripts.add(node.value.split(" = ")[0].strip())
-        if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "glob":
-            pattern = node.args[0].value
-            data |= {str(p.relative_to(REPO_ROOT)) for p in REPO_ROOT.glob(pattern)}
-    return scripts, data
+def install_data(prefix: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Run setup.py's ``install_data`` into ``prefix``; returns the Distribution (entry points, options)."""
+    import setuptools  # noqa: F401 - first, so ``distutils`` is setuptools' copy (stdlib has none on 3.12)
+
+    run_setup = importlib.import_module("distutils.core").run_setup
+    monkeypatch.chdir(REPO_ROOT)  # setup.py globs relative to the working directory
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "setup.py install is deprecated": colcon still runs it
+        return run_setup("setup.py", ["install_data", "--install-dir", str(prefix)], stop_after="run")
 
 
-def test_launch_files_name_only_installed_executables_configs_and_rviz() -> None:
-    scripts, data_files = setup_py()
-    assert {"generation_node", "capture_node", "bag_player"} <= scripts
+def share_paths(text: str) -> list[str]:
+    """Paths below the package share directory that a launch file names; folders end with ``/``."""
+    return [
+        "/".join(re.findall(r'"([^"]+)"', parts)) + ("/" if tail.strip() else "")
+        for parts, tail in SHARE_PATH.findall(text)
+    ]
+
+
+def test_launch_files_name_only_installed_executables_configs_and_rviz(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dist = install_data(tmp_path / "install", monkeypatch)
+    share = tmp_path / "install" / "share" / PACKAGE
+    assert (
+        tmp_path / "install" / "share" / "ament_index" / "resource_index" / "packages" / PACKAGE
+    ).is_file()
+    assert (share / "package.xml").is_file()
+    # ros2 run looks in lib/<package>: setup.cfg sends the console scripts there.
+    assert dist.get_option_dict("install")["install_scripts"][1] == f"$base/lib/{PACKAGE}"
+    scripts = dict(entry.split(" = ") for entry in dist.entry_points["console_scripts"])
+    assert {"generation_node", "capture_node", "bag_player"} <= set(scripts)
+    for name, target in scripts.items():
+        module = target.split(":")[0]
+        assert importlib.util.find_spec(module) is not None, f"console script {name}: no module {module}"
+
     assert LAUNCH_FILES, "no launch files"
     for launch in LAUNCH_FILES:
-        text = launch.read_text()
-        assert str(launch.relative_to(REPO_ROOT)) in data_files
+        installed = share / "launch" / launch.name
+        assert installed.is_file(), f"{launch.name} is not installed"
+        text = installed.read_text()
         for executable in re.findall(r'executable="([^"]+)"', text):
             assert executable in scripts or executable == "rviz2", f"{launch.name}: {executable}"
-        for parts in re.findall(r'os\.path\.join\(share, ((?:"[^"]+"(?:, )?)+)\)', text):
-            rel = "/".join(re.findall(r'"([^"]+)"', parts))
-            if rel == "config/embodiments":
+        named = share_paths(text)
+        assert named or "get_package_share_directory" not in text, f"{launch.name}: no share path parsed"
+        for rel in named:
+            if rel.endswith("/"):  # a file picked at launch time (config/embodiments/<name>.yaml)
+                assert any((share / rel).glob("*.yaml")), f"{launch.name}: nothing installed in {rel}"
                 continue
-            assert rel in data_files, f"{launch.name} names {rel}, which setup.py does not install"
-            assert (REPO_ROOT / rel).is_file()
-    embodiments = [p for p in data_files if p.startswith("config/embodiments/")]
-    assert embodiments, "no embodiment example installed"
+            assert (share / rel).is_file(), (
+                f"{launch.name} names {rel}, which the install does not put in share"
+            )
+    assert "rviz/preview.rviz" in share_paths((share / "launch" / "preview.launch.py").read_text())
 
 
 def test_params_files_document_every_parameter_with_the_code_defaults() -> None:

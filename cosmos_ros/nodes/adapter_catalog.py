@@ -12,11 +12,17 @@ Accepted references:
   accepted only when no registry is configured or ``allow_unapproved`` is set, so a node that
   runs from a registry cannot be talked into loading unreviewed weights. The base fingerprint in
   the folder's ``adapter_metadata.json`` (when present) must match the loaded base model.
+
+Registry artifacts are loaded through :func:`verified_weights`: the bytes are re-hashed when they
+are read for loading (as the evaluation protocol does), so a blob swapped after ``resolve`` is refused.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +48,30 @@ class ResolvedAdapter:
     adapter_type: str = ""
     rank: int = 0
     base_fingerprint: str = ""
+    loadable: Any = None  # the registry's LoadableAdapter (None for folder paths)
+
+
+@contextmanager
+def verified_weights(resolved: ResolvedAdapter) -> Iterator[Path]:
+    """The path to load ``resolved`` from; registry artifacts are re-verified at this moment.
+
+    The registry checked the artifact's hash in ``resolve``; loading ``weights`` later would read
+    whatever lies there by then. So registry bytes are read once through ``read_verified_bytes``
+    into a private temporary file (removed on exit), like cosmos_ros/evaluation/protocol.py does.
+    """
+    if resolved.loadable is None:
+        yield resolved.weights
+        return
+    from cosmos_ros.registry.records import RegistryError
+
+    try:
+        data = resolved.loadable.read_verified_bytes()
+    except (RegistryError, OSError) as exc:
+        raise AdapterRejected(f"adapter {resolved.adapter_id} refused: {exc}") from exc
+    with tempfile.TemporaryDirectory(prefix="cosmos_ros_adapter_") as tmp:
+        path = Path(tmp) / "weights.safetensors"
+        path.write_bytes(data)
+        yield path
 
 
 def looks_like_path(ref: str) -> bool:
@@ -97,6 +127,7 @@ class AdapterCatalog:
             adapter_type=record.adapter_type or "",
             rank=record.rank or 0,
             base_fingerprint=record.base_fingerprint or "",
+            loadable=loadable,
         )
 
     def _resolve_path(self, ref: str) -> ResolvedAdapter:

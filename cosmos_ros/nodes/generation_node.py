@@ -11,10 +11,11 @@ Interfaces (relative names, so a launch ``namespace`` prefixes them):
   reason in ``result.message`` (a plain REJECT cannot carry a reason). Feedback once per
   denoising step; cancel is honoured between steps.
 - service ``~/list_adapters`` (ListAdapters); parameter ``adapter`` switches the active adapter
-  at run time (validated: unknown/refused adapters are rejected and the previous one stays).
+  at run time (validated: unknown/refused adapters, and, while the model is loaded, adapters whose
+  shapes/target modules do not fit it, are rejected and the previous one stays).
 - topics ``~/predicted_video`` and ``~/side_by_side`` (sensor_msgs/Image rgb8, RELIABLE +
-  TRANSIENT_LOCAL depth 1), played at the video fps ``preview_loops`` times; frame i is stamped
-  ``newest conditioning stamp + i/fps`` with the conditioning frame's frame_id.
+  TRANSIENT_LOCAL depth 1), played at the video fps (parameter ``fps``) ``preview_loops`` times;
+  frame i is stamped ``newest conditioning stamp + i/fps`` with the conditioning frame's frame_id.
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period`` seconds.
 
 Generation runs in the action's own callback group on an executor thread of its own; services,
@@ -47,7 +48,12 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
-from cosmos_ros.nodes.adapter_catalog import AdapterCatalog, AdapterRejected, ResolvedAdapter
+from cosmos_ros.nodes.adapter_catalog import (
+    AdapterCatalog,
+    AdapterRejected,
+    ResolvedAdapter,
+    verified_weights,
+)
 from cosmos_ros.nodes.conversions import (
     UnsupportedImage,
     image_msg_to_rgb,
@@ -81,6 +87,7 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "fit": ("crop", "how conditioning frames are fitted to the model size: crop or letterbox"),
     "prompt": ("", "prompt used when a goal carries none ('' = goals must carry one)"),
     "output_dir": ("~/.cache/cosmos_ros/predictions", "where the predicted mp4 files are written"),
+    "fps": (0.0, "fps of the written mp4, result.fps and the preview topics (0 = the preset's fps)"),
     "camera_topic": ("", "camera the node buffers for goals without conditioning frames ('' = none)"),
     "camera_qos": ("sensor_data", "QoS of camera_topic: sensor_data, reliable, best_effort, system_default"),
     "max_frame_age": (1.0, "seconds; camera_topic frames older than this are refused (0 = no limit)"),
@@ -210,6 +217,8 @@ class GenerationNode(LifecycleNode):
         self.cfg["model_path"] = str(model_path)
         if self.cfg["max_queued_goals"] < 0 or self.cfg["preview_loops"] < 0:
             raise ValueError("max_queued_goals and preview_loops must be >= 0")
+        if float(self.cfg["fps"]) < 0:
+            raise ValueError(f"fps must be >= 0 (0 = the preset's fps), got {self.cfg['fps']}")
         out = Path(str(self.cfg["output_dir"])).expanduser()
         out.mkdir(parents=True, exist_ok=True)
         self.cfg["output_dir"] = str(out)
@@ -326,7 +335,8 @@ class GenerationNode(LifecycleNode):
                     continue
                 try:
                     resolved = self.catalog.resolve(ref)
-                except AdapterRejected as exc:
+                    self._check_fits(resolved)
+                except (ValueError, OSError) as exc:  # AdapterRejected, AdapterIncompatible, I/O
                     self.get_logger().warning(
                         f"adapter {ref!r} rejected; keeping {self._active_ref or 'none'}: {exc}"
                     )
@@ -336,15 +346,37 @@ class GenerationNode(LifecycleNode):
                     f"active adapter for the next goals: {resolved.adapter_id if resolved else 'none'}"
                 )
             elif (
-                param.name in ("max_queued_goals", "preview_loops", "num_frames", "steps") and param.value < 0
+                param.name in ("max_queued_goals", "preview_loops", "num_frames", "steps", "fps")
+                and param.value < 0
             ):
-                return SetParametersResult(successful=False, reason=f"{param.name} must be >= 0")
+                hint = " (0 = the preset's fps)" if param.name == "fps" else ""
+                return SetParametersResult(
+                    successful=False, reason=f"{param.name} must be >= 0{hint}, got {param.value}"
+                )
             elif (
-                param.name in ("max_queued_goals", "preview_loops", "publish_side_by_side", "prompt")
+                param.name in ("max_queued_goals", "preview_loops", "publish_side_by_side", "prompt", "fps")
                 and self.cfg
             ):
                 self.cfg[param.name] = param.value  # take effect for the next goal
         return SetParametersResult(successful=True)
+
+    def _check_fits(self, resolved: ResolvedAdapter | None) -> None:
+        """Run the runtime's own pre-load check now, so a misfit is refused before it replaces the old one.
+
+        Without a loaded model (configure, inactive) there is nothing to check against; activate
+        loads the adapter and fails on a misfit instead.
+        """
+        runtime = self.runtime
+        if resolved is None or runtime is None or resolved.adapter_id in self._loaded_names:
+            return
+        from cosmos_ros.model.adapters import AdapterIncompatible, check_compatibility, read_adapter
+
+        try:
+            with verified_weights(resolved) as path:
+                staged = read_adapter(path)
+            check_compatibility(staged, runtime.pipe.transformer, runtime.fingerprint)
+        except AdapterIncompatible as exc:  # name the reference, not a temporary file
+            raise AdapterRejected(f"adapter {resolved.adapter_id} does not fit the model: {exc}") from exc
 
     def _apply_adapter(self, resolved: ResolvedAdapter | None) -> str:
         """Make ``resolved`` the runtime's active adapter (loading it once); returns its adapter_id."""
@@ -354,7 +386,8 @@ class GenerationNode(LifecycleNode):
         name = self._loaded_names.get(resolved.adapter_id)
         if name is None:
             name = f"a{len(self._loaded_names)}"
-            self.runtime.load_adapter(name, resolved.weights, adapter_id=resolved.adapter_id)
+            with verified_weights(resolved) as path:  # registry bytes re-hashed right before the load
+                self.runtime.load_adapter(name, path, adapter_id=resolved.adapter_id)
             self._loaded_names[resolved.adapter_id] = name
         self.runtime.set_active_adapter(name)
         return resolved.adapter_id
@@ -516,7 +549,10 @@ class GenerationNode(LifecycleNode):
                 raise GoalFailed(str(exc)) from exc
         else:
             resolved = self._active_resolved
-        result.adapter_id = self._apply_adapter(resolved)
+        try:
+            result.adapter_id = self._apply_adapter(resolved)
+        except AdapterRejected as exc:
+            raise GoalFailed(str(exc)) from exc
 
         marks: dict[str, float] = {}
         total_steps = [0]
@@ -564,6 +600,8 @@ class GenerationNode(LifecycleNode):
             Path(cfg["output_dir"])
             / f"{time.strftime('%Y%m%d_%H%M%S')}_{job.handle.goal_id.uuid.tobytes().hex()[:8]}.mp4"
         )
+        if float(cfg["fps"]) > 0:
+            prediction.fps = float(cfg["fps"])  # the mp4, result.fps and the preview all use it
         prediction.save(path)
         timings = prediction.metadata.get("timings", {})
         last_step = marks.get("last_denoise", predicted)
