@@ -115,18 +115,16 @@ def test_draws_depend_only_on_seed_and_key():
     assert 0.12 < sum(d.drop_prompt for d in counts) / 400 < 0.28
 
 
-@pytest.mark.parametrize("adapter_type", ["lora", "dora"])
-def test_adapter_on_in_memory_transformer_learns_one_batch(adapter_type):
-    from cosmos_ros.training.adapters import attach_adapter
+def _small_transformer(dtype: torch.dtype = torch.float32, num_layers: int = 2):
     from diffusers import CosmosTransformer3DModel
 
     torch.manual_seed(0)
-    model = CosmosTransformer3DModel(
+    return CosmosTransformer3DModel(
         in_channels=17,
         out_channels=16,
         num_attention_heads=2,
         attention_head_dim=16,
-        num_layers=1,
+        num_layers=num_layers,
         mlp_ratio=2.0,
         text_embed_dim=32,
         adaln_lora_dim=8,
@@ -135,7 +133,14 @@ def test_adapter_on_in_memory_transformer_learns_one_batch(adapter_type):
         use_crossattn_projection=True,
         crossattn_proj_in_channels=32,
         encoder_hidden_states_channels=32,
-    ).to(torch.bfloat16)
+    ).to(dtype)
+
+
+@pytest.mark.parametrize("adapter_type", ["lora", "dora"])
+def test_adapter_on_in_memory_transformer_learns_one_batch(adapter_type):
+    from cosmos_ros.training.adapters import attach_adapter
+
+    model = _small_transformer(torch.bfloat16, num_layers=1)
     params = attach_adapter(
         model, adapter_type, 4, 4, ["to_q", "to_k", "to_v", "to_out.0", "ff.net.0.proj", "ff.net.2"]
     )
@@ -172,27 +177,6 @@ def test_adapter_the_base_cannot_take_is_refused():
     )
     with pytest.raises(ValueError, match="cannot take"):
         attach_adapter(model, "lora", 4, 4, ["no_such_layer"])
-
-
-def _small_transformer(dtype: torch.dtype = torch.float32):
-    from diffusers import CosmosTransformer3DModel
-
-    torch.manual_seed(0)
-    return CosmosTransformer3DModel(
-        in_channels=17,
-        out_channels=16,
-        num_attention_heads=2,
-        attention_head_dim=16,
-        num_layers=2,
-        mlp_ratio=2.0,
-        text_embed_dim=32,
-        adaln_lora_dim=8,
-        rope_scale=(1.0, 3.0, 3.0),
-        extra_pos_embed_type=None,
-        use_crossattn_projection=True,
-        crossattn_proj_in_channels=32,
-        encoder_hidden_states_channels=32,
-    ).to(dtype)
 
 
 @pytest.mark.parametrize("adapter_type", ["lora", "dora"])
