@@ -82,14 +82,25 @@ def run(setup, g: PredictVideo.Goal, feedback=None, timeout: float = 60.0):
     return response.status, response.result
 
 
-def set_adapter(setup, value: str, node: str = "/generation_node"):
+def set_param(
+    setup, name: str, value: str | int | float, node: str = "/generation_node", timeout: float = 10.0
+):
+    """Set one parameter through the node's set_parameters service; returns its SetParametersResult."""
+    if isinstance(value, str):
+        typed = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    elif isinstance(value, int):
+        typed = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        typed = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
     client = setup["client"]
     srv = client.node.create_client(SetParameters, f"{node}/set_parameters")
     assert srv.wait_for_service(timeout_sec=10)
-    param = ParameterMsg(
-        name="adapter", value=ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    )
-    return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 30).results[0]
+    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=typed)])
+    return client.wait(srv.call_async(request), timeout).results[0]
+
+
+def set_adapter(setup, value: str, node: str = "/generation_node"):
+    return set_param(setup, "adapter", value, node, timeout=30)  # a switch may load weights
 
 
 def get_adapter(setup, node: str = "/generation_node") -> str:
@@ -189,15 +200,15 @@ def test_bad_requests_fail_with_a_clear_message_and_the_node_lives_on(setup) -> 
     _, bad_adapter = run(setup, goal(adapter="/nonexistent/adapter"))
     assert not bad_adapter.success and "/nonexistent/adapter" in bad_adapter.message
 
-    refused = set_double(setup, "fps", -1.0)
+    refused = set_param(setup, "fps", -1.0)
     assert not refused.successful and "fps must be >= 0" in refused.reason
 
     assert setup["proc"].poll() is None
-    assert set_double(setup, "fps", 8.0).successful
+    assert set_param(setup, "fps", 8.0).successful
     try:
         _, fine = run(setup, goal())
     finally:
-        assert set_double(setup, "fps", 0.0).successful
+        assert set_param(setup, "fps", 0.0).successful
     assert fine.success, fine.message
     assert fine.fps == 8.0 and read_video(fine.video_path)[1] == pytest.approx(8.0)
 
@@ -246,31 +257,11 @@ def test_missing_model_path_fails_configure_and_the_process_stays_up(tmp_path) -
         stop(proc)
 
 
-def set_int(setup, name: str, value: int):
-    client = setup["client"]
-    srv = client.node.create_client(SetParameters, "/generation_node/set_parameters")
-    assert srv.wait_for_service(timeout_sec=10)
-    param = ParameterMsg(
-        name=name, value=ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    )
-    return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 10).results[0]
-
-
-def set_double(setup, name: str, value: float):
-    client = setup["client"]
-    srv = client.node.create_client(SetParameters, "/generation_node/set_parameters")
-    assert srv.wait_for_service(timeout_sec=10)
-    param = ParameterMsg(
-        name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-    )
-    return client.wait(srv.call_async(SetParameters.Request(parameters=[param])), 10).results[0]
-
-
 def test_bounded_queue_serves_goals_in_turn(setup) -> None:
     from action_msgs.msg import GoalStatus
 
     client = setup["client"]
-    assert set_int(setup, "max_queued_goals", 1).successful
+    assert set_param(setup, "max_queued_goals", 1).successful
     try:
         first_fb: list = []
         queued_fb: list = []
@@ -289,7 +280,7 @@ def test_bounded_queue_serves_goals_in_turn(setup) -> None:
         assert done_first.result.success and done_queued.result.success
         assert done_queued.result.queue_seconds > 0.1
     finally:
-        assert set_int(setup, "max_queued_goals", 0).successful
+        assert set_param(setup, "max_queued_goals", 0).successful
 
 
 def test_deactivate_frees_the_model_and_activate_serves_again(setup) -> None:
