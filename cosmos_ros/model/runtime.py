@@ -297,8 +297,7 @@ class CosmosRuntime:
                 raise ValueError(
                     f"an adapter named {name!r} is already loaded; unload it first or pick another name"
                 )
-            staged = read_adapter(folder_or_file)
-            check_compatibility(staged, self.pipe.transformer, self.fingerprint)
+            staged = self.check_adapter(folder_or_file)
             self._attach(name, staged)
             self._staged[name] = staged
             self._adapter_ids[name] = adapter_id or staged.adapter_id
@@ -307,6 +306,16 @@ class CosmosRuntime:
                 "loaded adapter %r (%s r%d) from %s", name, staged.adapter_type, staged.rank, staged.source
             )
             return staged
+
+    def check_adapter(self, folder_or_file: str | os.PathLike[str]) -> StagedAdapter:
+        """Read an adapter and check that it fits this base, without attaching it.
+
+        The check :meth:`load_adapter` runs first; callers that must refuse a misfit early (the
+        generation node's ``adapter`` parameter) call it on its own. Raises :class:`AdapterIncompatible`.
+        """
+        staged = read_adapter(folder_or_file)
+        check_compatibility(staged, self.pipe.transformer, self.fingerprint)
+        return staged
 
     def _attach(self, name: str, staged: StagedAdapter, hotswap: bool = False) -> None:
         if self._switcher is not None:

@@ -369,12 +369,11 @@ class GenerationNode(LifecycleNode):
         runtime = self.runtime
         if resolved is None or runtime is None or resolved.adapter_id in self._loaded_names:
             return
-        from cosmos_ros.model.adapters import AdapterIncompatible, check_compatibility, read_adapter
+        from cosmos_ros.model.adapters import AdapterIncompatible
 
         try:
             with verified_weights(resolved) as path:
-                staged = read_adapter(path)
-            check_compatibility(staged, runtime.pipe.transformer, runtime.fingerprint)
+                runtime.check_adapter(path)
         except AdapterIncompatible as exc:  # name the reference, not a temporary file
             raise AdapterRejected(f"adapter {resolved.adapter_id} does not fit the model: {exc}") from exc
 
