@@ -53,23 +53,8 @@ def camera_qos(name: str = "sensor_data", depth: int = 5) -> QoSProfile:
     return profile
 
 
-def preview_qos() -> QoSProfile:
+def preview_qos(depth: int = 1) -> QoSProfile:
     """RELIABLE + TRANSIENT_LOCAL, depth 1: what RViz needs and what late viewers want."""
-    return QoSProfile(
-        history=HistoryPolicy.KEEP_LAST,
-        depth=1,
-        reliability=ReliabilityPolicy.RELIABLE,
-        durability=DurabilityPolicy.TRANSIENT_LOCAL,
-    )
-
-
-def recorder_qos(depth: int = 100) -> QoSProfile:
-    """For a subscriber that must see every preview frame (a recorder, a test, the demo).
-
-    It matches the preview publishers (RELIABLE + TRANSIENT_LOCAL) but keeps ``depth`` samples
-    on the reader side, so frames that arrive while its callbacks are busy wait instead of
-    replacing each other as they would in a depth-1 viewer such as RViz.
-    """
     if depth < 1:
         raise ValueError(f"QoS depth must be >= 1, got {depth}")
     return QoSProfile(
@@ -78,6 +63,16 @@ def recorder_qos(depth: int = 100) -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )
+
+
+def recorder_qos(depth: int = 100) -> QoSProfile:
+    """For a subscriber that must see every preview frame (a recorder, a test, the demo).
+
+    It matches the preview publishers (the same profile) but keeps ``depth`` samples on the
+    reader side, so frames that arrive while its callbacks are busy wait instead of replacing
+    each other as they would in a depth-1 viewer such as RViz.
+    """
+    return preview_qos(depth)
 
 
 def playback_qos(depth: int = 10) -> QoSProfile:
