@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import build_transformer, build_vae, write_results
+from common import build_model_dir, write_results
 
 
 def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
@@ -51,26 +50,6 @@ def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
         ),
         flush=True,
     )
-
-
-def build_model_dir(folder: Path) -> Path:
-    """The released layout with the real 2B transformer and Wan VAE (random weights).
-
-    The small text encoder and tokenizer of the tiny model stand in for Cosmos-Reason1: the
-    runtime loads the text encoder lazily, only for prompts missing from its cache, so neither
-    is touched while starting up.
-    """
-    import torch
-
-    from cosmos_ros.model.tiny import HINT_NAME, make_tiny_model
-
-    make_tiny_model(folder)
-    (folder / HINT_NAME).unlink()  # real presets (432x768x93), as a real checkpoint has
-    for name in ("transformer", "vae"):
-        shutil.rmtree(folder / name)
-    build_transformer(False, "cuda", torch.bfloat16).save_pretrained(folder / "transformer")
-    build_vae(False, "cuda", torch.bfloat16).save_pretrained(folder / "vae")
-    return folder
 
 
 def main() -> None:

@@ -107,6 +107,8 @@ def run_mode(args: argparse.Namespace, mode: str, adapter: str, device: torch.de
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    if args.profile:
+        profile_step(step, device, f"{args.profile}.{adapter}.{mode}.txt")
     label = (
         "stock"
         if mode == "stock"
@@ -127,6 +129,20 @@ def run_mode(args: argparse.Namespace, mode: str, adapter: str, device: torch.de
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "torch": torch.__version__,
     }
+
+
+def profile_step(step: Any, device: torch.device, path: str) -> None:
+    """Write the kernels of one more step, by device time, to ``path`` (where the time goes)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    sort_by = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    with open(path, "w") as f:
+        f.write(prof.key_averages().table(sort_by=sort_by, row_limit=40, max_name_column_width=90))
 
 
 def main() -> None:
@@ -157,6 +173,10 @@ def main() -> None:
         action="store_true",
         help="ours with peft's own adapter forward instead of training/lean_forward.py (ablation)",
     )
+    parser.add_argument(
+        "--profile", default=None, metavar="PREFIX",
+        help="after timing, profile one more step and write its kernel table to PREFIX.<adapter>.<mode>.txt",
+    )  # fmt: skip
     parser.add_argument("--out", default=None, help="also append each JSON line to this file")
     args = parser.parse_args()
     args.steps = args.steps or (3 if args.quick else 10)

@@ -54,6 +54,32 @@ TINY_CONFIG: dict[str, Any] = {
     "encoder_hidden_states_channels": 32,
 }
 
+#: Cosmos-Reason1-7B, the released text encoder: the Qwen2.5-VL-7B architecture (8.3 B parameters).
+#: Its 28 layers x 3584 channels are what the transformer's 100352-channel ``crossattn_proj`` takes.
+REASON1_TEXT_CONFIG: dict[str, Any] = {
+    "vocab_size": 152064,
+    "hidden_size": 3584,
+    "intermediate_size": 18944,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 28,
+    "num_key_value_heads": 4,
+    "max_position_embeddings": 128000,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+}
+REASON1_VISION_CONFIG: dict[str, Any] = {
+    "depth": 32,
+    "hidden_size": 1280,
+    "intermediate_size": 3420,
+    "num_heads": 16,
+    "out_hidden_size": 3584,
+    "fullatt_block_indexes": [7, 15, 23, 31],
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "window_size": 112,
+}
+
 from cosmos_ros.model.adapter_folder import DEFAULT_TARGET_MODULES as RECIPE_TARGETS  # noqa: E402
 
 
@@ -136,6 +162,64 @@ def build_pipeline(quick: bool, device: str, dtype: Any) -> Any:
     )
     pipe.set_progress_bar_config(disable=True)
     return pipe.to(device)
+
+
+def build_reason1_text_encoder(tiny_config: Any, device: str, dtype: Any, seed: int = 2) -> Any:
+    """A random text encoder of Cosmos-Reason1-7B's size that speaks the tiny tokenizer's ids.
+
+    ``tiny_config`` is the tiny model's ``Qwen2_5_VLConfig`` (its special-token ids match the tiny
+    tokenizer); the layer sizes become the released ones, so loading and encoding cost what
+    Cosmos-Reason1 costs, while any prompt the tiny tokenizer writes stays inside the vocabulary.
+    """
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    derived = ("layer_types", "head_dim", "sliding_window", "max_window_layers")  # recomputed from sizes
+    top = {k: v for k, v in tiny_config.to_dict().items() if k not in ("text_config", "vision_config")}
+    text = {k: v for k, v in tiny_config.text_config.to_dict().items() if k not in derived}
+    vision = tiny_config.vision_config.to_dict()
+    config = tiny_config.__class__(
+        **{**top, "tie_word_embeddings": False},
+        text_config={**text, **REASON1_TEXT_CONFIG, "tie_word_embeddings": False},
+        vision_config={**vision, **REASON1_VISION_CONFIG},
+    )
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype)
+    return model.eval().requires_grad_(False)
+
+
+def build_model_dir(folder: Path, *, text_encoder: str = "tiny", quick: bool = False) -> Path:
+    """A model folder in the released layout with the real 2B transformer and Wan VAE (random weights).
+
+    ``text_encoder="tiny"`` keeps the tiny model's small text encoder (enough where prompts come
+    from a cache, e.g. a node's start-up); ``"reason1"`` writes one of Cosmos-Reason1-7B's size,
+    for benchmarks that pay for text encoding. ``quick`` keeps every tiny component (CPU checks).
+    """
+    import shutil
+
+    import torch
+
+    from cosmos_ros.model.tiny import HINT_NAME, make_tiny_model
+
+    make_tiny_model(folder)
+    if quick:
+        return folder
+    (folder / HINT_NAME).unlink()  # real presets (432x768x93), as a real checkpoint has
+    for name in ("transformer", "vae"):
+        shutil.rmtree(folder / name)
+    build_transformer(False, "cuda", torch.bfloat16).save_pretrained(folder / "transformer")
+    build_vae(False, "cuda", torch.bfloat16).save_pretrained(folder / "vae")
+    if text_encoder == "reason1":
+        from transformers import Qwen2_5_VLConfig
+
+        tiny = Qwen2_5_VLConfig.from_pretrained(folder / "text_encoder")
+        shutil.rmtree(folder / "text_encoder")
+        model = build_reason1_text_encoder(tiny, "cuda", torch.bfloat16)
+        model.save_pretrained(folder / "text_encoder")
+        del model
+        torch.cuda.empty_cache()
+    return folder
 
 
 def random_prompt_embeds(quick: bool, device: str, dtype: Any, seed: int) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from cosmos_ros.training.config import TrainConfig, config_reference, load_config, parse_override
@@ -40,6 +42,10 @@ def test_overrides_and_clear_errors():
         parse_override("ranks=3")
     with pytest.raises(ValueError, match="multiple of 16"):
         load_config("tiny_cpu", ["height=70"])
+    # a bare `no` is YAML's false; it still means "no mixed precision", anything else is refused
+    assert load_config("lora_recipe", ["mixed_precision=no"]).mixed_precision == "no"
+    with pytest.raises(ValueError, match=re.escape("mixed_precision='fp16' is invalid; accepted: bf16 | no")):
+        load_config("lora_recipe", ["mixed_precision=fp16"])
 
 
 def test_sigma_distribution_is_shifted_towards_noise():

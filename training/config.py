@@ -93,6 +93,8 @@ class TrainConfig:
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
         self.target_modules = list(self.target_modules)
+        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` (file or --set) as false
+            self.mixed_precision = "no"
         self.cond_frame_probs = [float(p) for p in self.cond_frame_probs]
         self.validate()
 
