@@ -7,18 +7,27 @@ child does exactly what generation_node does on activate with ``compile: true``:
 ``runtime.warmup(preset)``. "Ready" is the time from process start to the end of the warm-up
 step. The second child finds the first one's Inductor/Triton artefacts on disk.
 
-Usage (GPU): python benchmarks/bench_restart.py --out restart.json
+With ``--node`` each child is the real ROS 2 node process instead (``python -m
+cosmos_ros.nodes.generation_node`` with ``compile: true``, ``warmup: true``, autostart), and "ready"
+is when the parent, over DDS, sees the node's lifecycle state ACTIVE and its ``predict_video``
+action server (activation includes the warm-up step); the time of the node's own "model loaded"
+log line is kept beside it.
+
+Usage (GPU):  python benchmarks/bench_restart.py [--node] --out restart.json
+Sanity (CPU): python benchmarks/bench_restart.py --node --quick   (tiny model, no compilation)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from common import build_model_dir, write_results
 
@@ -52,11 +61,92 @@ def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
     )
 
 
+def start_node(
+    model_dir: Path, cache_dir: Path, preset: str, quick: bool, timeout_s: float
+) -> dict[str, Any]:
+    """Start generation_node, wait until it is ACTIVE and serves its action; then stop it."""
+    import threading
+
+    import rclpy
+    from cosmos_ros_interfaces.action import PredictVideo
+    from lifecycle_msgs.srv import GetState
+    from rclpy.action import ActionClient
+
+    params = {
+        "model_path": str(model_dir),
+        "device": "cpu" if quick else "cuda",
+        "dtype": "float32" if quick else "bfloat16",
+        "safety_checker": "off",
+        "compile": not quick,
+        "compile_cache_dir": str(cache_dir),
+        "attention_backend": "" if quick else "_native_cudnn",
+        "warmup": True,
+        "preset": preset,
+    }
+    ros_args = [f"{k}:={json.dumps(v)}" for k, v in params.items()]  # JSON is YAML: quoted strings
+    cmd = [sys.executable, "-m", "cosmos_ros.nodes.generation_node", "--ros-args"]
+    cmd += [x for a in ros_args for x in ("-p", a)]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log: list[tuple[float, str]] = []
+
+    def read_log() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            log.append((time.perf_counter() - started, line.rstrip()))
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
+    observer = rclpy.create_node("bench_restart_observer")
+    get_state = observer.create_client(GetState, "/generation_node/get_state")
+    action = ActionClient(observer, PredictVideo, "/predict_video")  # the node's relative name, no namespace
+    ready_s = None
+    try:
+        while time.perf_counter() - started < timeout_s and proc.poll() is None:
+            if get_state.wait_for_service(timeout_sec=0.2):
+                future = get_state.call_async(GetState.Request())
+                rclpy.spin_until_future_complete(observer, future, timeout_sec=1.0)
+                state = future.result()
+                if state is not None and state.current_state.label == "active" and action.server_is_ready():
+                    ready_s = time.perf_counter() - started
+                    break
+            time.sleep(0.1)
+        early_exit = proc.poll()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        reader.join(timeout=5)
+        exit_s = time.perf_counter() - started
+        action.destroy()
+        observer.destroy_node()
+    loaded = next((t for t, line in log if "model loaded on" in line), None)
+    if ready_s is None:
+        tail = "\n".join(line for _, line in log[-40:])
+        why = f"exited with {early_exit}" if early_exit is not None else f"was not ready in {timeout_s:.0f} s"
+        raise SystemExit(f"generation_node {why}:\n{tail}")
+    return {
+        "ready_over_dds_s": ready_s,
+        "model_loaded_log_s": loaded,
+        "stopped_after_s": exit_s,
+        "log": [  # the node's own lines, the temporary folder's name left out
+            f"{t:7.2f} s  {line.replace(str(model_dir.parent), '<work>')}"
+            for t, line in log
+            if "generation_node" in line
+        ][-12:],
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="full", help="preset of the warm-up step (default full: 432x768x93)")
     p.add_argument("--out", default="bench_restart.json")
     p.add_argument("--child", nargs=2, metavar=("MODEL_DIR", "CACHE_DIR"), help=argparse.SUPPRESS)
+    p.add_argument("--node", action="store_true", help="time the real generation_node process (needs rclpy)")
+    p.add_argument("--quick", action="store_true", help="tiny model on the CPU: a sanity check, not a result")
+    p.add_argument("--warm-starts", type=int, default=3, help="--node: starts after the cold one (default 3)")
     args = p.parse_args()
     if args.child:
         child(Path(args.child[0]), Path(args.child[1]), args.preset)
@@ -67,9 +157,28 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench_restart_"))
     model_dir, cache_dir = work / "model", work / "compile_cache"
     t0 = time.perf_counter()
-    build_model_dir(model_dir)
-    results: dict[str, object] = {"save_model_s": time.perf_counter() - t0, "starts": []}
-    torch.cuda.empty_cache()
+    build_model_dir(model_dir, quick=args.quick)
+    results: dict[str, Any] = {"save_model_s": time.perf_counter() - t0, "starts": [], "node": args.node}
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if args.node:
+        import rclpy
+
+        rclpy.init()
+        try:
+            labels = ["cold_cache", *(f"warm_cache_{i + 1}" for i in range(args.warm_starts))]
+            for label in labels:
+                entry = {"label": label, **start_node(model_dir, cache_dir, args.preset, args.quick, 400)}
+                results["starts"].append(entry)
+                print(json.dumps(entry, indent=1), flush=True)
+                write_results(args.out, results)
+            warm = sorted(e["ready_over_dds_s"] for e in results["starts"][1:])
+            results["warm_ready_median_s"] = warm[len(warm) // 2] if warm else None
+            write_results(args.out, results)
+            print("warm starts ready (s):", [round(w, 2) for w in warm], flush=True)
+        finally:
+            rclpy.shutdown()
+        return
     for label in ("cold_cache", "warm_cache"):
         start = time.perf_counter()
         proc = subprocess.run(
@@ -91,7 +200,7 @@ def main() -> None:
         if line is None:
             raise SystemExit(f"{label} start failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
         entry = {"label": label, "ready_wall_s": wall, **json.loads(line[len("READY ") :])}
-        results["starts"].append(entry)  # type: ignore[union-attr]
+        results["starts"].append(entry)
         print(entry, flush=True)
         write_results(args.out, results)
 

@@ -14,7 +14,7 @@ set -euo pipefail
 venv=$(cd "${1:?usage: build_interfaces.sh VENV}" && pwd)
 root=$(cd "$(dirname "$0")/.." && pwd)
 src="$root/interfaces/cosmos_ros_interfaces"
-build="$root/build/cosmos_ros_interfaces"
+build="$venv/build/cosmos_ros_interfaces"  # per venv: a CMake cache remembers its Python
 py="$venv/bin/python"
 stamp="$venv/share/cosmos_ros_interfaces/.cosmos_ros_build_stamp"
 

@@ -127,23 +127,36 @@ def _offline_kwargs() -> dict[str, Any]:
     return {"local_files_only": True}
 
 
-def load_transformer(layout: ModelLayout, dtype: Any) -> Any:
+def _placement_kwargs(device: Any) -> dict[str, Any]:
+    """Read the safetensors straight onto ``device`` (no CPU copy first); None keeps them on the CPU."""
+    return {} if device is None else {"device_map": str(device)}
+
+
+def load_transformer(layout: ModelLayout, dtype: Any, device: Any = None) -> Any:
     from diffusers import CosmosTransformer3DModel
 
     global _base_loads
     model = CosmosTransformer3DModel.from_pretrained(
-        layout.model_dir / "transformer", torch_dtype=dtype, use_safetensors=True, **_offline_kwargs()
+        layout.model_dir / "transformer",
+        torch_dtype=dtype,
+        use_safetensors=True,
+        **_placement_kwargs(device),
+        **_offline_kwargs(),
     )
     with _counter_lock:
         _base_loads += 1
     return model.eval().requires_grad_(False)
 
 
-def load_vae(layout: ModelLayout, dtype: Any) -> Any:
+def load_vae(layout: ModelLayout, dtype: Any, device: Any = None) -> Any:
     from diffusers import AutoencoderKLWan
 
     vae = AutoencoderKLWan.from_pretrained(
-        layout.model_dir / "vae", torch_dtype=dtype, use_safetensors=True, **_offline_kwargs()
+        layout.model_dir / "vae",
+        torch_dtype=dtype,
+        use_safetensors=True,
+        **_placement_kwargs(device),
+        **_offline_kwargs(),
     )
     return vae.eval().requires_grad_(False)
 

@@ -165,11 +165,12 @@ class CosmosRuntime:
         checker, safety = make_safety_checker(safety_checker)
         fingerprint = model_fingerprint(layout.model_dir)
         encoder_fp = component_fingerprint(layout.model_dir, ["text_encoder", "tokenizer"])
+        place = None if cpu_offload else device  # offloaded components start on the CPU
         pipe = Cosmos2_5_PredictBasePipeline(
             text_encoder=None,  # loaded lazily, only for prompts missing from the cache
             tokenizer=loading.load_tokenizer(layout),
-            transformer=loading.load_transformer(layout, torch_dtype),
-            vae=loading.load_vae(layout, torch_dtype),
+            transformer=loading.load_transformer(layout, torch_dtype, place),
+            vae=loading.load_vae(layout, torch_dtype, place),
             scheduler=loading.load_scheduler(layout),
             safety_checker=checker,
         )
