@@ -27,6 +27,7 @@ class ValidationResult:
 
 
 @torch.no_grad()
+@torch.no_grad()  # a measurement: no autograd graph (it would hold training-size activations)
 def fixed_draw_loss(
     transformer: torch.nn.Module,
     items: list[dict[str, torch.Tensor]],

@@ -43,6 +43,8 @@ def _video(frames: np.ndarray, name: str) -> np.ndarray:
 
 
 def _pair(real: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both videos checked and shaped alike, in their own dtype (metrics convert frame by frame:
+    a whole clip in float64 is gigabytes and made these metrics memory-bound)."""
     real = _video(real, "real video")
     generated = _video(generated, "generated video")
     if real.shape != generated.shape:
@@ -50,7 +52,7 @@ def _pair(real: np.ndarray, generated: np.ndarray) -> tuple[np.ndarray, np.ndarr
             f"real {tuple(real.shape)} and generated {tuple(generated.shape)} videos must have the same "
             "shape; crop or resize before comparing"
         )
-    return real.astype(np.float64), generated.astype(np.float64)
+    return real, generated
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -80,8 +82,13 @@ def finite_mean(values: np.ndarray | list[float]) -> float:
 
 def psnr_per_frame(real: np.ndarray, generated: np.ndarray) -> np.ndarray:
     """PSNR in dB of each frame over all pixels and channels; ``inf`` for identical frames."""
-    real_f, gen_f = _pair(real, generated)
-    mse = ((real_f - gen_f) ** 2).reshape(real_f.shape[0], -1).mean(axis=1)
+    real, generated = _pair(real, generated)
+    mse = np.array(
+        [
+            np.mean((r.astype(np.float64) - g.astype(np.float64)) ** 2)
+            for r, g in zip(real, generated, strict=True)
+        ]
+    )
     with np.errstate(divide="ignore"):
         return np.where(mse == 0, np.inf, 10.0 * np.log10(DATA_RANGE**2 / np.maximum(mse, 1e-300)))
 
@@ -94,15 +101,15 @@ def ssim_per_frame(real: np.ndarray, generated: np.ndarray) -> np.ndarray:
     """
     import cv2
 
-    real_f, gen_f = _pair(real, generated)
+    real, generated = _pair(real, generated)
     c1, c2 = (0.01 * DATA_RANGE) ** 2, (0.03 * DATA_RANGE) ** 2
 
     def blur(x: np.ndarray) -> np.ndarray:
         return cv2.GaussianBlur(x, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
 
-    out = np.empty(real_f.shape[0], dtype=np.float64)
-    for t in range(real_f.shape[0]):
-        x, y = real_f[t], gen_f[t]
+    out = np.empty(real.shape[0], dtype=np.float64)
+    for t in range(real.shape[0]):
+        x, y = real[t].astype(np.float64), generated[t].astype(np.float64)
         mu_x, mu_y = blur(x), blur(y)
         var_x = blur(x * x) - mu_x**2
         var_y = blur(y * y) - mu_y**2
@@ -426,11 +433,11 @@ def lpips_per_frame(real: np.ndarray, generated: np.ndarray) -> np.ndarray:
     import lpips
     import torch
 
-    real_f, gen_f = _pair(real, generated)
+    real, generated = _pair(real, generated)
     model = lpips.LPIPS(net="alex", verbose=False).eval()
 
     def to_tensor(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(x).permute(0, 3, 1, 2).float() / 127.5 - 1.0
 
     with torch.no_grad():
-        return model(to_tensor(real_f), to_tensor(gen_f)).flatten().double().numpy()
+        return model(to_tensor(real), to_tensor(generated)).flatten().double().numpy()
