@@ -67,10 +67,18 @@ def test_progress_and_cancel(runtime, frame):
 
     with pytest.raises(PredictionCancelled):
         runtime.predict(frame, PROMPT, steps=5, num_frames=5, on_step=on_step, cancel=cancel)
-    assert [e.step for e in events] == [1, 2]
-    assert all(e.stage == "denoise" and e.total == 5 for e in events)
-    # still usable afterwards
-    assert runtime.predict(frame, PROMPT, steps=1, num_frames=5).frames.shape[0] == 5
+    # the encode stage opens and closes, then denoising reports each step until the cancel
+    assert [(e.stage, e.step, e.total) for e in events] == [
+        ("encode", 0, 1), ("encode", 1, 1), ("denoise", 1, 5), ("denoise", 2, 5)
+    ]  # fmt: skip
+    # still usable afterwards, and an uncancelled run reports every stage in order
+    events.clear()
+    cancel.clear()
+    assert runtime.predict(frame, PROMPT, steps=3, num_frames=5, on_step=events.append).frames.shape[0] == 5
+    assert [(e.stage, e.step) for e in events] == [
+        ("encode", 0), ("encode", 1), ("denoise", 1), ("denoise", 2), ("denoise", 3),
+        ("decode", 0), ("decode", 1),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(

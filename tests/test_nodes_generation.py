@@ -146,6 +146,20 @@ def test_busy_goal_is_refused_with_a_reason_and_cancel_stops_within_a_step(setup
     assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.message
 
 
+def test_feedback_walks_through_every_stage_in_order(setup) -> None:
+    feedback: list = []
+    _status, result = run(setup, goal(steps=2), feedback)
+    assert result.success, result.message
+    wait_until(lambda: any(f.stage == "publish" for f in feedback), 10, "publish feedback")
+    stages = [f.stage for f in feedback]
+    firsts = [s for i, s in enumerate(stages) if s not in stages[:i]]
+    assert firsts == ["encode", "denoise", "decode", "save", "publish"], stages
+    assert [(f.step, f.total_steps) for f in feedback if f.stage == "denoise"] == [(1, 2), (2, 2)]
+    # save/publish report the whole run's step count, not the one-step stages before them
+    assert all((f.step, f.total_steps) == (2, 2) for f in feedback if f.stage in ("save", "publish"))
+    assert [f.elapsed for f in feedback] == sorted(f.elapsed for f in feedback)
+
+
 def test_adapter_parameter_switches_next_prediction_and_unknown_is_refused(setup) -> None:
     _, base = run(setup, goal(seed=5))
     assert base.success and base.adapter_id == ""

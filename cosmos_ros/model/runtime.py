@@ -440,6 +440,8 @@ class CosmosRuntime:
 
         h, w = settings["height"], settings["width"]
         fitted = np.stack([fit_frame(f, h, w, settings["fit"]) for f in conditioning])
+        encode = Stopwatch(on_step, "encode", 1)  # prompt embeddings, then the VAE encode
+        encode.report(0)
         t0 = time.monotonic()
         device = self.pipe._execution_device
         embeds = self.encode_prompt(prompt).to(device=device, dtype=self.dtype)
@@ -455,10 +457,11 @@ class CosmosRuntime:
         t1 = time.monotonic()
         if self.engine == "fast":
             out, stage_times = self._generate_fast(
-                fitted, embeds, negative, settings, cond_latent_frames, generator, watch, cancel
+                fitted, embeds, negative, settings, cond_latent_frames, generator, encode, watch, cancel
             )
             video_checked = False  # the fast loop never calls the pipeline, so nothing checked it yet
         else:
+            encode.report(1)  # the pipeline encodes the frames inside its call
             out, stage_times, video_checked = self._generate_stock(
                 fitted, embeds, negative, settings, cond_latent_frames, generator, watch, cancel
             )
@@ -490,8 +493,8 @@ class CosmosRuntime:
         }
         return PredictionResult(frames=out, fps=float(settings["fps"]), metadata=metadata)
 
-    def _generate_fast(self, fitted, embeds, negative, settings, cond_latent_frames, generator, watch,
-                       cancel) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
+    def _generate_fast(self, fitted, embeds, negative, settings, cond_latent_frames, generator, encode,
+                       watch, cancel) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
         """fast_sampler.py's loop: same math as the stock call, without its waste."""
         pipe, n = self.pipe, settings["num_frames"]
         approximation = fast_sampler.APPROX_FAST if settings["approximate"] else None
@@ -501,6 +504,7 @@ class CosmosRuntime:
             pipe, video, frames_in, num_frames=n, height=settings["height"], width=settings["width"],
             prompt_embeds=embeds, negative_prompt_embeds=negative, generator=generator,
         )  # fmt: skip
+        encode.report(1)
         t1 = time.monotonic()
         try:
             latents = fast_sampler.denoise(
@@ -511,7 +515,10 @@ class CosmosRuntime:
         except fast_sampler.SamplerCancelled as exc:
             raise PredictionCancelled(str(exc)) from exc
         t2 = time.monotonic()
+        decode = Stopwatch(watch.callback, "decode", 1)
+        decode.report(0)
         frames = fast_sampler.decode(pipe, latents, n)
+        decode.report(1)
         t3 = time.monotonic()
         return frames, {"vae_encode_s": t1 - t0, "denoise_s": t2 - t1, "vae_decode_s": t3 - t2}
 
@@ -528,10 +535,14 @@ class CosmosRuntime:
         # [T, H, W, 3] uint8 -> [1, 3, T, H, W] in [-1, 1], the pipeline's preprocessed video form.
         video = torch.from_numpy(fitted).permute(3, 0, 1, 2).unsqueeze(0).float() / 127.5 - 1.0
 
+        decode = Stopwatch(watch.callback, "decode", 1)
+
         def on_step_end(pipe: Any, i: int, t: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
             watch.report(i + 1)
             if cancel is not None and cancel.is_set():
                 raise PredictionCancelled(f"cancelled after denoising step {i + 1} of {settings['steps']}")
+            if i + 1 == settings["steps"]:
+                decode.report(0)  # the pipeline decodes right after its last step
             return kwargs
 
         checker = self.pipe.safety_checker
@@ -561,6 +572,7 @@ class CosmosRuntime:
             )
         finally:
             del checker.check_video_safety
+        decode.report(1)
         return fast_sampler.to_uint8(output.frames[0]), {}, bool(pipeline_checks)
 
     def _check_video_safety(

@@ -8,8 +8,9 @@ Interfaces (relative names, so a launch ``namespace`` prefixes them):
 
 - action ``predict_video`` (cosmos_ros_interfaces/PredictVideo): one generation at a time; up to
   ``max_queued_goals`` wait their turn, further goals end at once as ABORTED with a ``busy``
-  reason in ``result.message`` (a plain REJECT cannot carry a reason). Feedback once per
-  denoising step; cancel is honoured between steps.
+  reason in ``result.message`` (a plain REJECT cannot carry a reason). Feedback walks the
+  stages in order: ``queued`` (while waiting), ``encode`` (start, end), ``denoise`` (every step),
+  ``decode`` (start, end), ``save``, ``publish``; cancel is honoured between steps.
 - service ``~/list_adapters`` (ListAdapters); parameter ``adapter`` switches the active adapter
   at run time (validated: unknown/refused adapters, and, while the model is loaded, adapters whose
   shapes/target modules do not fit it, are rejected and the previous one stays).
@@ -560,8 +561,8 @@ class GenerationNode(LifecycleNode):
             now = time.monotonic()
             marks.setdefault(f"first_{event.stage}", now)
             marks[f"last_{event.stage}"] = now
-            total_steps[0] = event.total
             if event.stage == "denoise":
+                total_steps[0] = event.total
                 job.last_step = event.step
             job.handle.publish_feedback(
                 PredictVideo.Feedback(
@@ -618,6 +619,7 @@ class GenerationNode(LifecycleNode):
         )
         self.last_latency = time.monotonic() - job.accepted_at
         self.get_logger().info(f"predicted {result.message} in {self.last_latency:.2f} s -> {path}")
+        self._feedback(job, "publish", total_steps[0])
         self._start_preview(
             prediction.frames, frames, header, float(prediction.fps), len(goal.conditioning_frames) or 1
         )
