@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import build_model_dir, write_results
+from common import build_model_dir, median, write_results
 
 
 def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
@@ -173,7 +173,7 @@ def main() -> None:
                 print(json.dumps(entry, indent=1), flush=True)
                 write_results(args.out, results)
             warm = sorted(e["ready_over_dds_s"] for e in results["starts"][1:])
-            results["warm_ready_median_s"] = warm[len(warm) // 2] if warm else None
+            results["warm_ready_median_s"] = median(warm) if warm else None
             write_results(args.out, results)
             print("warm starts ready (s):", [round(w, 2) for w in warm], flush=True)
         finally:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -34,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from common import build_model_dir, environment, sync, write_results
+from common import build_model_dir, environment, median, sync, write_results
 
 RECIPE_CLIPS = 92
 RECIPE_EPOCHS = 100
@@ -153,9 +152,9 @@ def main() -> None:
     # Per-occurrence costs from the steady state; whatever the first occurrence paid on top
     # (compilation, first loads) is a fixed cost of the run, as is everything not timed here.
     steps = [e.metrics["step_s"] for e in events["train"]]
-    step_s = statistics.median(steps[2:] if len(steps) > 4 else steps)
+    step_s = median(steps[2:] if len(steps) > 4 else steps)
     clip_marks = [e.elapsed for e in events["precompute"]]
-    per_clip = statistics.median(b - a for a, b in zip([0.0, *clip_marks], clip_marks, strict=False))
+    per_clip = median([b - a for a, b in zip([0.0, *clip_marks], clip_marks, strict=False)])
     calls = clock.calls
     ckpt_s, val_s = min(calls["checkpoint"]), min(calls["validation"])
     timed = sum(sum(v) for v in calls.values()) + sum(steps)
