@@ -10,47 +10,22 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 from bags_helpers import TARGET, cli, make_bag
 from cosmos_ros.bag_tools.validate import validate_dataset
 
 
 def _fingerprint(root: Path) -> dict[str, str]:
-    """sha256 of every file in the dataset folder except the resume state and the videos.
+    """sha256 of every file in the dataset folder except the resume state, videos included.
 
-    Videos are compared by their decoded frames (``_assert_same_videos``): libx264 was seen to
-    encode the same clip a few grey levels differently in about one converter run in two on this
-    machine (cause not found; see the closing notes), so byte equality of mp4s is not a stable check.
+    Videos are compared byte for byte: the clips here are 48 px (3 macroblocks) wide, the case where
+    libx264 used to encode the same frames differently between runs until ``x264_options``
+    switched its macroblock tree off there (tests/test_media_video.py).
     """
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and ".convert_state" not in p.parts and p.suffix != ".mp4"
+        if p.is_file() and ".convert_state" not in p.parts
     }
-
-
-def _assert_same_videos(root: Path, reference: Path, min_psnr_db: float = 40.0) -> None:
-    """The same clips, each with the same frame count and size, and frames equal up to encoder noise.
-
-    Encoder noise shows as a few macroblocks off by up to ~17 grey levels (seen: max 17, mean 0.11
-    over a clip), i.e. well above 45 dB per frame; a frame taken from another source message
-    differs everywhere (mean ~24 grey levels, below 25 dB), so each frame must reach ``min_psnr_db``.
-    """
-    from cosmos_ros.media.video import read_video
-
-    names = sorted(p.name for p in (root / "videos").glob("*.mp4"))
-    assert names == sorted(p.name for p in (reference / "videos").glob("*.mp4"))
-    for name in names:
-        got, ref = read_video(root / "videos" / name)[0], read_video(reference / "videos" / name)[0]
-        assert got.shape == ref.shape, name
-        diff = got.astype(np.float64) - ref.astype(np.float64)
-        mse = np.mean(diff**2, axis=(1, 2, 3))
-        psnr = np.where(mse > 0, 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)), np.inf)
-        worst = int(np.argmin(psnr))
-        assert psnr[worst] >= min_psnr_db and float(np.abs(diff).mean()) < 0.5, (
-            f"{name}: frame {worst} is {psnr[worst]:.1f} dB from the reference (need >= {min_psnr_db} dB); "
-            f"max difference {int(np.abs(diff).max())} grey levels"
-        )
 
 
 def _bags(folder: Path) -> list[str]:
@@ -84,7 +59,6 @@ def test_kill_then_resume_equals_clean_run(tmp_path: Path) -> None:
     resumed = cli(*args, "-o", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert _fingerprint(out) == _fingerprint(tmp_path / "clean")
-    _assert_same_videos(out, tmp_path / "clean")
     assert validate_dataset(out) == []
     # Resuming a finished dataset is a no-op that still gives the same result.
     assert cli(*args, "-o", str(out), "--resume").returncode == 0
@@ -93,7 +67,6 @@ def test_kill_then_resume_equals_clean_run(tmp_path: Path) -> None:
     parallel = cli(*args, "-o", str(tmp_path / "parallel"), "--workers", "2")
     assert parallel.returncode == 0, parallel.stderr
     assert _fingerprint(tmp_path / "parallel") == _fingerprint(tmp_path / "clean")
-    _assert_same_videos(tmp_path / "parallel", tmp_path / "clean")
 
 
 def test_resume_with_other_parameters_is_refused(tmp_path: Path) -> None:
