@@ -4,8 +4,9 @@
         embodiment:=example_arm camera_topic:=/wrist_camera/image_raw namespace:=arm use_rviz:=true
 
 Arguments: params_file (a ROS 2 params YAML applied over config/generation_node.yaml and
-config/capture_node.yaml), embodiment (file or name in config/embodiments/), camera_topic,
-model_path, namespace, use_rviz. Without ``launch`` installed: ``cosmos-ros bringup``.
+config/capture_node.yaml), embodiment (file or name in config/embodiments/), camera_topic (wins
+over the embodiment's), model_path, registry (the adapter registry folder), namespace, use_rviz.
+Without ``launch`` installed: ``cosmos-ros bringup``.
 """
 
 import os
@@ -30,8 +31,10 @@ def _nodes(context, *args, **kwargs):
     gen_overrides, cap_overrides = {}, {}
     if value("model_path"):
         gen_overrides["model_path"] = os.path.expanduser(value("model_path"))
+    if value("registry"):
+        gen_overrides["registry_path"] = os.path.expanduser(value("registry"))
     if value("camera_topic"):
-        cap_overrides["camera_topics"] = [value("camera_topic")]
+        cap_overrides["camera_topic"] = value("camera_topic")
     embodiment = value("embodiment")
     if embodiment:
         if not os.path.isfile(embodiment):
@@ -80,6 +83,9 @@ def generate_launch_description():
             DeclareLaunchArgument("camera_topic", default_value="", description="camera topic to capture"),
             DeclareLaunchArgument(
                 "model_path", default_value="", description="Cosmos-Predict2.5 diffusers folder"
+            ),
+            DeclareLaunchArgument(
+                "registry", default_value="", description="adapter registry folder (registry_path)"
             ),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes"),
             DeclareLaunchArgument(

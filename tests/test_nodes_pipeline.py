@@ -135,11 +135,37 @@ def test_stale_frames_unsupported_encodings_and_unknown_cameras_are_refused(setu
         assert "/nope" in unknown.message and "/test_cam/image_raw" in unknown.message
         trigger = client.node.create_client(Trigger, "/capture_node/trigger")
         assert trigger.wait_for_service(timeout_sec=5)
-        fired = client.wait(trigger.call_async(Trigger.Request()), 10)
-        assert fired.success and "picks up the red cube" in fired.message
+        fired = client.wait(trigger.call_async(Trigger.Request()), 60)  # answers once the video is made
+        assert fired.success and fired.message.endswith(".mp4"), fired.message
+        assert read_video(fired.message.split()[-1])[0].shape[0] == FRAMES
     finally:
         stop_camera()
     assert setup["proc"].poll() is None
+
+
+def test_trigger_reports_a_refused_goal_with_the_generators_reason(setup) -> None:
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    client = setup["client"]
+    change = client.node.create_client(ChangeState, "/generation_node/change_state")
+    trigger = client.node.create_client(Trigger, "/capture_node/trigger")
+    assert change.wait_for_service(timeout_sec=10) and trigger.wait_for_service(timeout_sec=10)
+
+    def transition(tid: int) -> bool:
+        return client.wait(change.call_async(ChangeState.Request(transition=Transition(id=tid))), 60).success
+
+    stop_camera = client.camera("/test_cam/image_raw", camera_frame(48, 64))
+    try:
+        time.sleep(0.3)
+        assert transition(Transition.TRANSITION_DEACTIVATE)
+        try:
+            refused = client.wait(trigger.call_async(Trigger.Request()), 30)
+        finally:
+            assert transition(Transition.TRANSITION_ACTIVATE)
+    finally:
+        stop_camera()
+    assert not refused.success and "not active" in refused.message, refused.message
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,78 @@ def test_qos_profiles() -> None:
     assert camera_qos("reliable", 3).reliability == ReliabilityPolicy.RELIABLE
     with pytest.raises(ValueError, match="sensor_data"):
         camera_qos("fast")
+
+
+def test_an_explicit_camera_topic_wins_over_the_embodiment(tmp_path) -> None:
+    rclpy = pytest.importorskip("rclpy")
+    from rclpy.parameter import Parameter
+
+    from cosmos_ros.nodes.capture_node import CaptureNode
+
+    embodiment = tmp_path / "arm.yaml"
+    embodiment.write_text("camera_topic: /wrist/image_raw\n")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+
+    def topics(**params: object) -> list[str]:
+        overrides = [Parameter(name, value=value) for name, value in params.items()]
+        node = CaptureNode(context=context, parameter_overrides=overrides)
+        try:
+            return sorted(node.buffers)
+        finally:
+            node.destroy_node()
+
+    try:
+        assert topics() == ["/camera/image_raw"]
+        assert topics(embodiment_file=str(embodiment)) == ["/wrist/image_raw"]
+        # The package default topic given explicitly (what `bringup --camera-topic` sets) still wins.
+        explicit = topics(embodiment_file=str(embodiment), camera_topic="/camera/image_raw")
+        assert explicit == ["/camera/image_raw"]
+        assert topics(embodiment_file=str(embodiment), camera_topics=["/a", "/b"]) == ["/a", "/b"]
+    finally:
+        rclpy.shutdown(context=context)
+
+
+FLAKY_SERVICE = r"""
+from rclpy.node import Node
+from std_srvs.srv import Trigger
+from cosmos_ros.nodes.spin import run_nodes
+
+class Flaky(Node):
+    def __init__(self):
+        super().__init__("flaky")
+        self.calls = 0
+        self.create_service(Trigger, "~/call", self.on_call)
+
+    def on_call(self, request, response):
+        self.calls += 1
+        if self.calls == 1:
+            raise ValueError("the first call fails")
+        response.success, response.message = True, f"call {self.calls}"
+        return response
+
+print("spinning", flush=True)
+run_nodes(lambda: [Flaky()], num_threads=2)
+"""
+
+
+def test_a_raising_callback_is_logged_and_the_node_keeps_serving() -> None:
+    from nodes_helpers import Client
+    from ros_helpers import start_python, stop, wait_for_line
+    from std_srvs.srv import Trigger
+
+    proc = start_python(FLAKY_SERVICE)
+    client = Client("flaky_client")
+    try:
+        wait_for_line(proc, "spinning")
+        service = client.node.create_client(Trigger, "/flaky/call")
+        assert service.wait_for_service(timeout_sec=10)
+        with pytest.raises(AssertionError, match="no answer"):
+            client.wait(service.call_async(Trigger.Request()), 3)
+        answer = client.wait(service.call_async(Trigger.Request()), 10)
+        assert answer.success and answer.message == "call 2"
+        assert proc.poll() is None
+    finally:
+        client.close()
+        out = stop(proc)
+    assert "a callback failed; the nodes keep running" in out and "the first call fails" in out

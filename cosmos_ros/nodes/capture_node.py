@@ -4,7 +4,8 @@ Subscribes to the configured camera topics (sensor_msgs/Image, or CompressedImag
 ending in ``/compressed``), keeps the latest ``buffer_size`` frames per camera, and on request
 sends the newest frame(s) with the configured prompt/adapter to the generation node's
 ``predict_video`` action. Requests come from the ``capture_and_predict`` action (which forwards
-the generator's feedback), the ``~/trigger`` service (fire and forget) or a periodic timer.
+the generator's feedback), the ``~/trigger`` service (answers once the video is made, or says why
+not) or a periodic timer.
 Parameters: config/capture_node.yaml.
 """
 
@@ -42,6 +43,7 @@ PARAMETERS: dict[str, tuple[object, str]] = {
         ["/camera/image_raw"],
         "camera topics; names ending in /compressed are sensor_msgs/CompressedImage, others Image",
     ),
+    "camera_topic": ("", "one camera topic that replaces camera_topics and the embodiment's ('' = unset)"),
     "camera_qos": ("sensor_data", f"camera subscription QoS: {', '.join(QOS_NAMES)}"),
     "camera_qos_depth": (5, "camera subscription queue depth"),
     "buffer_size": (4, "frames kept per camera"),
@@ -77,8 +79,12 @@ class CaptureNode(Node):
         self.embodiment = Embodiment()
         if p["embodiment_file"]:
             self.embodiment = load_embodiment(p["embodiment_file"])
+        # camera_topic (what --camera-topic sets) > the embodiment's > camera_topics. The embodiment
+        # only replaces camera_topics at its default: a list set by hand is kept.
         topics = list(p["camera_topics"] or [])
-        if self.embodiment.camera_topic and topics == PARAMETERS["camera_topics"][0]:
+        if p["camera_topic"]:
+            topics = [p["camera_topic"]]
+        elif self.embodiment.camera_topic and topics == PARAMETERS["camera_topics"][0]:
             topics = [self.embodiment.camera_topic]
         if not topics or not all(topics):
             raise ValueError(f"{node_name}: camera_topics must name at least one topic, got {topics!r}")
@@ -225,26 +231,7 @@ class CaptureNode(Node):
                 )
             )
 
-        done = threading.Event()
-        sent = self._send(goal, forward_feedback)
-        sent.add_done_callback(lambda _f: done.set())
-        while not done.wait(0.05):
-            if not rclpy.ok():
-                raise FrameRefused("shutting down")
-        gen_handle = sent.result()
-        if gen_handle is None or not gen_handle.accepted:
-            raise FrameRefused("the generation node rejected the goal (is it active?)")
-        finished = threading.Event()
-        result_future = gen_handle.get_result_async()
-        result_future.add_done_callback(lambda _f: finished.set())
-        cancel_sent = False
-        while not finished.wait(0.02):
-            if handle.is_cancel_requested and not cancel_sent:
-                gen_handle.cancel_goal_async()
-                cancel_sent = True
-            if not rclpy.ok():
-                raise FrameRefused("shutting down")
-        gen = result_future.result().result
+        gen = self._generate(goal, forward_feedback, lambda: handle.is_cancel_requested)
         result.success = gen.success
         result.message = gen.message
         result.video_path = gen.video_path
@@ -260,36 +247,61 @@ class CaptureNode(Node):
             handle.abort()
         return result
 
+    def _generate(
+        self,
+        goal: PredictVideo.Goal,
+        feedback_callback=None,
+        cancel_requested=lambda: False,
+    ) -> PredictVideo.Result:
+        """Send ``goal`` and wait for its result; a rejection or shutdown raises FrameRefused.
+
+        Waits on events (the action client's callbacks run on other executor threads), and
+        forwards a cancel once ``cancel_requested()`` turns true.
+        """
+        done = threading.Event()
+        sent = self._send(goal, feedback_callback)
+        sent.add_done_callback(lambda _f: done.set())
+        while not done.wait(0.05):
+            if not rclpy.ok():
+                raise FrameRefused("shutting down")
+        gen_handle = sent.result()
+        if gen_handle is None or not gen_handle.accepted:
+            raise FrameRefused("the generation node rejected the goal (is it active?)")
+        finished = threading.Event()
+        result_future = gen_handle.get_result_async()
+        result_future.add_done_callback(lambda _f: finished.set())
+        cancel_sent = False
+        while not finished.wait(0.02):
+            if cancel_requested() and not cancel_sent:
+                gen_handle.cancel_goal_async()
+                cancel_sent = True
+            if not rclpy.ok():
+                raise FrameRefused("shutting down")
+        return result_future.result().result
+
     def _fire(self, origin: str) -> tuple[bool, str]:
-        """Send a goal without waiting for its result (service and timer)."""
+        """Capture and predict, then report the generator's verdict (service and timer).
+
+        Waits for the prediction, so ``success`` means a video was made, and a refused goal or a
+        failed prediction comes back with the generator's reason. Runs in the reentrant request
+        group: other requests, frames and services are served meanwhile.
+        """
         if not self._in_flight.acquire(blocking=False):
             return False, "busy: a request is already in flight"
         try:
-            goal = self.build_goal()
-            future = self._send(goal)
+            gen = self._generate(self.build_goal())
         except FrameRefused as exc:
-            self._in_flight.release()
             self.get_logger().error(f"{origin}: {exc}")
             return False, str(exc)
-
-        def accepted(f) -> None:
-            gen_handle = f.result()
-            if gen_handle is None or not gen_handle.accepted:
-                self.get_logger().error(f"{origin}: the generation node rejected the goal")
-                self._in_flight.release()
-                return
-            gen_handle.get_result_async().add_done_callback(lambda r: self._log_result(origin, r))
-
-        future.add_done_callback(accepted)
-        return True, f"sent {len(goal.conditioning_frames)} frame(s) with prompt {goal.prompt!r}"
-
-    def _log_result(self, origin: str, future) -> None:
-        try:
-            res = future.result().result
-            log = self.get_logger().info if res.success else self.get_logger().error
-            log(f"{origin}: {res.message} {res.video_path}".strip())
         finally:
             self._in_flight.release()
+        message = f"{gen.message} {gen.video_path}".strip()
+        # Two call sites: rclpy refuses one logging line that changes severity between calls.
+        if gen.success:
+            self.get_logger().info(f"{origin}: {message}")
+        else:
+            self.get_logger().error(f"{origin}: {message}")
+        return gen.success, message
 
     def _on_trigger(self, _request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         response.success, response.message = self._fire("trigger")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
+
+from cosmos_ros.registry.store import REGISTRY_ENV
 
 NODE_MODULES = {
     "generation": "cosmos_ros.nodes.generation_node",
@@ -35,7 +38,17 @@ def register(subparsers: Any) -> None:
         "--model-path", default="", help="generation_node model_path (default: from the params)"
     )
     bring.add_argument(
-        "--camera-topic", default="", help="capture_node camera topic (default: from the params/embodiment)"
+        "--camera-topic",
+        default="",
+        help="capture_node camera topic; wins over the embodiment's and the params' "
+        "(default: from the params/embodiment)",
+    )
+    bring.add_argument(
+        "--registry",
+        default=os.environ.get(REGISTRY_ENV, ""),
+        metavar="DIR",
+        help="generation_node registry_path: the adapter registry (default: $COSMOS_ROS_REGISTRY if set, "
+        "else from the params: none unless they name one)",
     )
     bring.add_argument(
         "--embodiment",
@@ -68,8 +81,10 @@ def _bringup(args: argparse.Namespace) -> int:
     capture: dict[str, Any] = {}
     if args.model_path:
         generation["model_path"] = args.model_path
+    if args.registry:
+        generation["registry_path"] = os.path.expanduser(args.registry)
     if args.camera_topic:
-        capture["camera_topics"] = [args.camera_topic]
+        capture["camera_topic"] = args.camera_topic
     try:
         if args.embodiment:
             capture["embodiment_file"] = resolve_embodiment(args.embodiment)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Callable, Sequence
 
 import rclpy
+import rclpy.logging
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
@@ -21,6 +23,8 @@ def run_nodes(
 
     Enough executor threads are used that a running generation (one thread), a capture action
     waiting for it (one more) and queued goals never starve services, parameters and cancels.
+    A callback that raises is logged with its traceback and the nodes keep spinning: rclpy's
+    executor would otherwise end the process on the first failed request.
     """
     rclpy.init(args=list(args) if args is not None else None)
     nodes: Sequence[Node] = ()
@@ -29,7 +33,7 @@ def run_nodes(
         nodes = make_nodes()
         for node in nodes:
             executor.add_node(node)
-        executor.spin()
+        _spin_surviving_callback_errors(executor)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
@@ -42,3 +46,15 @@ def run_nodes(
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def _spin_surviving_callback_errors(executor: MultiThreadedExecutor) -> None:
+    logger = rclpy.logging.get_logger("cosmos_ros")
+    while rclpy.ok():
+        try:
+            executor.spin()
+            return
+        except (KeyboardInterrupt, ExternalShutdownException):
+            raise
+        except Exception:
+            logger.error(f"a callback failed; the nodes keep running:\n{traceback.format_exc()}")
