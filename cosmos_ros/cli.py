@@ -27,6 +27,20 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` only where the help does not state its default already.
+
+    Why: argparse's formatter appends it to every option, so hand-written defaults came out twice
+    and options without a default read ``(default: None)``.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS) or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
 class CliError(Exception):
     """A user-facing error: printed as ``cosmos-ros: error: ...`` with exit code 1, no traceback."""
 
@@ -66,4 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # As `python -m cosmos_ros.cli` this file runs as __main__, whose CliError is not the class the
+    # sub-commands import and raise; run the imported module's main so their errors print cleanly.
+    from cosmos_ros.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -53,3 +53,20 @@ def test_no_subcommand_exits_2() -> None:
     result = run_cli()
     assert result.returncode == 2
     assert "required: COMMAND" in result.stderr
+
+
+@pytest.mark.parametrize("path", _subcommand_paths(build_parser()), ids=" ".join)
+def test_help_states_each_default_once(path: tuple[str, ...], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args([*path, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    assert "(default: None)" not in text and "(required) (default" not in text
+    for option in text.split(" --")[1:]:
+        assert option.count("default:") <= 1, f"--{option[:80]}"
+
+
+def test_user_errors_print_one_line_without_a_traceback_under_python_m(tmp_path) -> None:
+    # `python -m cosmos_ros.cli` runs the module as __main__; its errors must print like the script's.
+    result = run_cli("bags", "convert", str(tmp_path / "nope"), "-o", str(tmp_path / "ds"), "--prompt", "p")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("cosmos-ros: error:") and "nope" in result.stderr

@@ -14,6 +14,7 @@ import pytest
 from eval_helpers import make_tiny_adapter, make_tiny_dataset
 
 from cosmos_ros.cli import main
+from cosmos_ros.evaluation.cli import GATE_FAILED_EXIT
 from cosmos_ros.evaluation.gate import GateConfig, GateRule, evaluate_gate, publish_results
 from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, read_results
 from cosmos_ros.media.video import probe_video
@@ -45,7 +46,7 @@ def _run(ws, out: Path) -> int:
 @pytest.fixture(scope="module")
 def first_run(workspace):
     out = workspace["root"] / "run1"
-    assert _run(workspace, out) == 0
+    assert _run(workspace, out) == GATE_FAILED_EXIT  # psnr:1000 cannot pass: the exit status says so
     return out
 
 
@@ -89,7 +90,7 @@ def test_metrics_json_has_every_row_clip_seed_and_provenance(workspace, first_ru
 
 def test_same_command_twice_gives_identical_numbers(workspace, first_run):
     out = workspace["root"] / "run2"
-    assert _run(workspace, out) == 0  # the very same command, another output folder
+    assert _run(workspace, out) == GATE_FAILED_EXIT  # the very same command, another output folder
     assert read_results(first_run).numbers() == read_results(out).numbers()
 
 
@@ -173,6 +174,51 @@ def test_unknown_adapter_is_a_clean_cli_error(workspace, tmp_path, capsys):
     ])  # fmt: skip
     assert code == 1
     assert "nosuch" in capsys.readouterr().err
+
+
+def test_a_used_output_folder_is_refused_and_overwrite_replaces_only_eval_outputs(
+    workspace, first_run, tmp_path, capsys, monkeypatch
+):
+    from cosmos_ros.evaluation import protocol
+
+    monkeypatch.setattr(protocol, "run_evaluation", lambda *a, **kw: read_results(first_run))
+    out = tmp_path / "out"
+    (out / "videos" / "old_row").mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    args = [
+        "eval", "--dataset", str(workspace["dataset"]), "--model", str(workspace["model"]), "--no-registry",
+        "--no-report", "--adapter", str(workspace["root"] / "adapter"), "-o", str(out),
+    ]  # fmt: skip
+    assert main(args) == 1
+    assert "is not empty" in capsys.readouterr().err and (out / "videos" / "old_row").is_dir()
+    assert main([*args, "--overwrite"]) == 0
+    assert not (out / "videos" / "old_row").exists()  # the earlier run's videos are gone
+    (out / "notes.txt").write_text("mine")
+    assert main([*args, "--overwrite"]) == 1
+    assert "notes.txt" in capsys.readouterr().err and (out / "notes.txt").is_file()
+
+
+def test_bad_generation_options_and_a_missing_gpu_fail_before_the_model_loads(
+    workspace, tmp_path, capsys, monkeypatch
+):
+    _no_generation(monkeypatch)
+    base = [
+        "eval", "--dataset", str(workspace["dataset"]), "--model", str(workspace["model"]), "--no-registry",
+        "-o", str(tmp_path / "out"),
+    ]  # fmt: skip
+    for extra, needle in (
+        (["--preset", "bogus"], "unknown preset 'bogus'; accepted: full, full-720p, preview"),
+        (["--num-frames", "8"], "num_frames must be of the form 4k+1"),
+        (["--steps", "0"], "steps must be a positive integer"),
+    ):
+        assert main(base + extra) == 1
+        assert needle in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert main([*base, "--device", "cuda"]) == 1
+        assert "CUDA is not available" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def _no_generation(monkeypatch: pytest.MonkeyPatch) -> None:

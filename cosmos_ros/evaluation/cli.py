@@ -8,11 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from pathlib import Path
 from typing import Any
+
+from cosmos_ros.cli import DefaultsHelpFormatter
 
 log = logging.getLogger(__name__)
 
-_FORMATTER = argparse.ArgumentDefaultsHelpFormatter
+_FORMATTER = DefaultsHelpFormatter
+#: Exit status of ``cosmos-ros eval`` when an adapter failed its gate (1 is an error).
+GATE_FAILED_EXIT = 3
 
 
 def _add_generation_options(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +41,14 @@ def _add_generation_options(parser: argparse.ArgumentParser) -> None:
     gen.add_argument(
         "--max-clips", type=int, default=None, help="evaluate only the first N clips of the split"
     )
-    gen.add_argument("--device", default="cuda", help="torch device (cuda, cuda:1, cpu)")
-    gen.add_argument("--dtype", default="bfloat16", help="model dtype (bfloat16, float16, float32)")
+    gen.add_argument(
+        "--device", default="auto", help="torch device: auto (cuda if available, else cpu), cuda, cuda:1, cpu"
+    )
+    gen.add_argument(
+        "--dtype",
+        default="auto",
+        help="model dtype: auto (bfloat16 on a GPU, float32 on the CPU), bfloat16, float16, float32",
+    )
     gen.add_argument(
         "--safety-checker",
         default="auto",
@@ -62,7 +73,11 @@ def register(subparsers: Any) -> None:
             "cross-view Sampson error. Writes OUT/metrics.json, OUT/videos/ and OUT/report/index.html; "
             "attaches results to the registry records of the adapters; --gate promotes those that pass."
         ),
-        epilog="Sub-commands: 'eval report OUT' re-renders a report; 'eval learning-curve --help'.",
+        epilog=(
+            "Exit status: 0 when the run finished and every gated adapter passed (or no --gate was "
+            f"given), {GATE_FAILED_EXIT} when a gate failed, 1 on an error. Sub-commands: 'eval report OUT' "
+            "re-renders a report; 'eval learning-curve --help'."
+        ),
     )
     parser.add_argument("--dataset", metavar="DIR", help="dataset folder (required)")
     parser.add_argument(
@@ -101,7 +116,17 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--no-registry", action="store_true", help="do not attach results to registry records"
     )
-    parser.add_argument("--by", default=None, help="actor name for registry changes (default: user@host)")
+    parser.add_argument(
+        "--by",
+        default=None,
+        help="who is acting, recorded in the registry's audit log (default: $COSMOS_ROS_USER, else the "
+        "login name)",
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results of an earlier evaluation in OUT (default: refuse a non-empty OUT)",
+    )
     _add_generation_options(parser)
     parser.set_defaults(func=_eval)
 
@@ -146,15 +171,43 @@ def _sampson(args: argparse.Namespace) -> Any:
     )
 
 
+def _device_and_dtype(args: argparse.Namespace) -> tuple[str, str]:
+    """Resolve ``auto``; a CUDA device on a machine without one is a clear error, before any work."""
+    import torch
+
+    from cosmos_ros.cli import CliError
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
+    dtype = ("bfloat16" if device.startswith("cuda") else "float32") if args.dtype == "auto" else args.dtype
+    return device, dtype
+
+
+def _check_generation_options(args: argparse.Namespace) -> None:
+    """Preset, frame count, steps and size checked against the model folder before it loads."""
+    from cosmos_ros.cli import CliError
+    from cosmos_ros.model.runtime import check_settings
+
+    try:
+        check_settings(
+            args.model, args.preset, num_frames=args.num_frames, steps=args.steps, height=args.height,
+            width=args.width, fit=args.fit,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from exc
+
+
 def _config(args: argparse.Namespace, out: str, adapters: list[str], registry: str | None) -> Any:
     from cosmos_ros.evaluation.protocol import EvalConfig
 
+    device, dtype = _device_and_dtype(args)
     return EvalConfig(
         dataset=args.dataset, model=args.model, out=out, adapters=adapters, registry=registry,
         split=args.split, seeds=args.seeds, preset=args.preset, num_frames=args.num_frames, steps=args.steps,
         height=args.height, width=args.width, conditioning_frames=args.conditioning_frames, fit=args.fit,
         max_clips=args.max_clips,
-        device=args.device, dtype=args.dtype, safety_checker=args.safety_checker, sampson=_sampson(args),
+        device=device, dtype=dtype, safety_checker=args.safety_checker, sampson=_sampson(args),
     )  # fmt: skip
 
 
@@ -195,6 +248,8 @@ def _eval(args: argparse.Namespace) -> int:
     registry = args.registry or (str(default_registry_path()) if any(
         not _is_path(a) for a in args.adapter) else None)  # fmt: skip
     out = args.out or default_out_dir()
+    _check_generation_options(args)
+    _prepare_out(Path(out), args.overwrite)
     config = _config(args, out, args.adapter, registry)
     bar = TqdmProgress(unit="video")
     try:
@@ -228,12 +283,42 @@ def _eval(args: argparse.Namespace) -> int:
             print(f"registry: {ref}: results attached;{verdict} status {info['status']}")
             for check in info["checks"]:
                 print(f"    {'ok  ' if check['passed'] else 'FAIL'} {check['metric']}: {check['reason']}")
+        if any(info["passed"] is False for info in published.values()):
+            return GATE_FAILED_EXIT
     return 0
 
 
-def _is_path(ref: str) -> bool:
-    from pathlib import Path
+#: What an evaluation writes into OUT; --overwrite removes only these.
+_EVAL_OUTPUTS = ("metrics.json", "videos", "report")
 
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    """Refuse to mix two runs in one folder: old videos would sit beside new metrics."""
+    import shutil
+
+    from cosmos_ros.cli import CliError
+
+    if out.exists() and not out.is_dir():
+        raise CliError(f"-o {out} is a file; give a folder for the evaluation's outputs")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise CliError(f"-o {out} is not empty; give a new folder, or --overwrite to replace an earlier run")
+    strangers = sorted(p.name for p in out.iterdir() if p.name not in _EVAL_OUTPUTS)
+    if strangers:
+        raise CliError(
+            f"--overwrite refuses to clear {out}: it holds {', '.join(strangers)}, which an evaluation "
+            f"does not write (only {', '.join(_EVAL_OUTPUTS)})"
+        )
+    for name in _EVAL_OUTPUTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def _is_path(ref: str) -> bool:
     return Path(ref).expanduser().exists()
 
 
@@ -266,6 +351,7 @@ def _learning_curve(args: argparse.Namespace) -> int:
         fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
     except ValueError as exc:
         raise CliError(f"--fractions must be comma-separated numbers, got {args.fractions!r}") from exc
+    _check_generation_options(args)
     config = _config(args, args.out, [], None)
     try:
         path = run_learning_curve(

@@ -253,8 +253,6 @@ def run_evaluation(
             f"splits present: {sorted({c.split for c in dataset.clips})}"
         )
     out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-
     own_runtime = runtime is None
     if own_runtime:
         from cosmos_ros.model.runtime import CosmosRuntime
@@ -264,6 +262,7 @@ def run_evaluation(
         )
     with tempfile.TemporaryDirectory(prefix="cosmos_ros_eval_") as tmp:
         rows = _load_rows(runtime, config, Path(tmp))
+    out.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty folder
     try:
         return _run(
             config,

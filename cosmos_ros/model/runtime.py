@@ -595,6 +595,26 @@ class CosmosRuntime:
         return checked.astype(np.uint8, copy=False)
 
 
+def check_settings(
+    model_dir: str | os.PathLike[str],
+    preset: str = "full",
+    *,
+    num_frames: int | None = None,
+    steps: int | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    fit: str = "crop",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The settings a request would run with, checked without loading the model.
+
+    Why: loading the 2B model takes a minute; a bad preset or frame count should fail before it.
+    Raises ValueError naming the value at fault and what is accepted.
+    """
+    chosen = resolve_preset(preset, presets_for(read_model_hint(model_dir)))
+    return _settings(chosen, num_frames, steps, None, height, width, fit, seed)
+
+
 def chosen_name(table: dict[str, Preset], preset: Preset) -> str:
     return next((name for name, p in table.items() if p is preset), "custom")
 
