@@ -14,6 +14,17 @@ from cosmos_ros.cli import CliError
 _D = "(default: %(default)s)"
 
 
+def _workers(text: str) -> int:
+    """argparse type for --workers: an integer >= 1 (0 or negatives used to pass silently)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (1 = no extra processes), got {text!r}")
+    return value
+
+
 def _convert_defaults() -> dict[str, Any]:
     from cosmos_ros.bag_tools.convert import ConvertConfig
 
@@ -29,7 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = bags.add_subparsers(dest="bags_command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("inspect", help="topics, types, counts, rates, image sizes; suggests the camera")
-    p.add_argument("bags", nargs="+", metavar="BAG", help="ROS 1 .bag file or ROS 2 bag folder")
+    p.add_argument(
+        "bags",
+        nargs="+",
+        metavar="BAG",
+        help="ROS 1 .bag file or ROS 2 bag folder; a folder of bags inspects each bag inside",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table (default: table)")
     p.set_defaults(func=_inspect)
 
@@ -117,18 +133,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--test-fraction", type=float, default=S, help=f"episodes for test (default: {d['test_fraction']})"
     )
     p.add_argument("--seed", type=int, default=S, help=f"split seed (default: {d['seed']})")
-    p.add_argument("--workers", type=int, default=1, help="processes converting bags in parallel " + _D)
+    p.add_argument(
+        "--workers", type=_workers, default=1, help="processes converting bags in parallel, >= 1 " + _D
+    )
     p.add_argument("--resume", action="store_true", help="continue an interrupted conversion")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     p.set_defaults(func=_convert)
 
-    p = sub.add_parser("validate", help="check that a dataset's videos, prompts and manifest agree")
+    p = sub.add_parser(
+        "validate",
+        help="check that a dataset's videos, prompts and manifest agree",
+        description=(
+            "Check a dataset folder. Problems (exit 1): videos that do not decode as stated, missing "
+            "prompts, files and manifest that disagree, an interrupted conversion. Warnings (still OK, "
+            "exit 0): bags whose conversion failed, as recorded in dataset.yaml; the clips present "
+            "are sound, but the dataset lacks that bag's data."
+        ),
+    )
     p.add_argument("dataset", help="dataset folder")
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("synth", help="write a synthetic demonstration bag (robot arm scene or test pattern)")
     p.add_argument("output", help="bag path to create (folder for ROS 2, .bag file for ros1)")
-    p.add_argument("--format", choices=("mcap", "sqlite3", "ros1"), default="mcap", help=_D)
+    p.add_argument(
+        "--format",
+        choices=("mcap", "sqlite3", "ros1"),
+        default=None,
+        help="(default: ros1 for a name ending in .bag, else mcap)",
+    )
     p.add_argument("--frames", type=int, default=96, help=_D)
     p.add_argument("--fps", type=float, default=30.0, help="camera rate " + _D)
     p.add_argument("--height", type=int, default=240, help=_D)
@@ -145,36 +177,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from cosmos_ros.bag_tools.inspect import format_table, inspect_bag
+    from cosmos_ros.bag_tools.inspect import expand_bag_args, format_table, inspect_bag
     from cosmos_ros.bag_tools.readers import BagError
 
+    bags, notes = expand_bag_args(args.bags)
     infos, failed = [], []
-    for bag in args.bags:
+    for bag in bags:
         try:
             infos.append(inspect_bag(bag))
         except BagError as exc:
             failed.append(str(exc))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         print(json.dumps({"bags": [i.to_dict() for i in infos], "errors": failed}, indent=2))
-    else:
+    elif infos:
         print("\n\n".join(format_table(i) for i in infos))
     for err in failed:
         print(f"cosmos-ros: error: {err}", file=sys.stderr)
     return 1 if failed else 0
 
 
-def _parse_resolution(text: str) -> tuple[int, int]:
+def _parse_resolution(text: object, where: str = "--resolution") -> tuple[int, int]:
     try:
         h, w = (int(v) for v in str(text).lower().split("x"))
     except ValueError:
-        raise CliError(f"--resolution must be HEIGHTxWIDTH like 432x768, got {text!r}") from None
+        raise CliError(
+            f"{where} must be HEIGHTxWIDTH like 432x768 (presets: 432x768, 704x1280), got {text!r}"
+        ) from None
     return h, w
 
 
 def build_convert_config(args: argparse.Namespace) -> Any:
     """ConvertConfig from defaults < --config YAML < command-line flags."""
     import yaml
-    from cosmos_ros.bag_tools.convert import ConvertConfig
+    from cosmos_ros.bag_tools.convert import ConvertConfig, config_type_problems
 
     known = {f.name for f in fields(ConvertConfig)} | {"resolution"}
     values: dict[str, Any] = {}
@@ -192,12 +229,25 @@ def build_convert_config(args: argparse.Namespace) -> Any:
             raise CliError(
                 f"--config {path}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
             )
+        if isinstance(data.get("topics"), str):
+            data["topics"] = [data["topics"]]
+        problems = config_type_problems(data)
+        if "resolution" in data and not isinstance(data["resolution"], str):
+            problems.append(
+                f"resolution: {data['resolution']!r} is not accepted; "
+                "expected a string HEIGHTxWIDTH like 432x768"
+            )
+        if problems:
+            raise CliError(f"--config {path}: " + "; ".join(problems))
+        if "resolution" in data:
+            data["height"], data["width"] = _parse_resolution(
+                data.pop("resolution"), f"--config {path}: resolution"
+            )
         values.update(data)
-    values.update({k: v for k, v in vars(args).items() if k in known})
-    if "resolution" in values:
-        values["height"], values["width"] = _parse_resolution(values.pop("resolution"))
-    if isinstance(values.get("topics"), str):
-        values["topics"] = [values["topics"]]
+    flags = {k: v for k, v in vars(args).items() if k in known}
+    if "resolution" in flags:
+        flags["height"], flags["width"] = _parse_resolution(flags.pop("resolution"))
+    values.update(flags)
     return ConvertConfig(**values)
 
 
@@ -207,6 +257,11 @@ def _convert(args: argparse.Namespace) -> int:
     from cosmos_ros.progress import TqdmProgress
 
     config = build_convert_config(args)
+    try:
+        config.check()  # before the progress bar, so a bad option is the only output
+    except (ConvertError, ValueError) as exc:
+        where = f" (options from --config {args.config} and the command line)" if args.config else ""
+        raise CliError(f"{exc}{where}") from exc
     bar = TqdmProgress(unit="frame")
     try:
         report = convert_bags(
@@ -241,20 +296,23 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from cosmos_ros.bag_tools.validate import validate_dataset
+    from cosmos_ros.bag_tools.validate import check_dataset
 
-    problems = validate_dataset(args.dataset)
-    if problems:
-        print(f"{args.dataset}: {len(problems)} problem(s)", file=sys.stderr)
-        for problem in problems:
+    result = check_dataset(args.dataset)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if result.problems:
+        print(f"{args.dataset}: {len(result.problems)} problem(s)", file=sys.stderr)
+        for problem in result.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    print(f"{args.dataset}: OK")
+    note = f" with {len(result.warnings)} warning(s) (above)" if result.warnings else ""
+    print(f"{args.dataset}: OK{note}")
     return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from cosmos_ros.bag_tools.synthetic import DEFAULT_PROMPT, SynthSpec, write_synthetic_bag
+    from cosmos_ros.bag_tools.synthetic import DEFAULT_PROMPT, SynthSpec, synth_format, write_synthetic_bag
 
     topics = (args.topic, args.topic + "_side") if args.second_view else (args.topic,)
     spec = SynthSpec(
@@ -269,8 +327,12 @@ def _synth(args: argparse.Namespace) -> int:
         compress=args.compress,
     )
     try:
-        path = write_synthetic_bag(args.output, spec, args.format)
+        fmt = synth_format(args.output, args.format)
+        path = write_synthetic_bag(args.output, spec, fmt)
     except (ValueError, FileExistsError) as exc:
         raise CliError(str(exc)) from exc
-    print(f"wrote {args.format} bag {path} ({args.frames} frames on {', '.join(topics)})")
+    print(
+        f"wrote {fmt} bag {path} ({args.frames} frames of {args.height}x{args.width} (HxW) "
+        f"on {', '.join(topics)})"
+    )
     return 0

@@ -5,7 +5,13 @@ prompt are written atomically, then a small record under ``.convert_state/`` mar
 ``--resume`` skips finished clips (without decoding them) and finished bags, and a kill at any
 moment leaves only finished files plus temporary ``*.part`` names that the next run removes.
 manifest.jsonl and dataset.yaml are (re)written at the end from the records, so a resumed run
-gives the same dataset as one clean run.
+gives the same dataset as one clean run; until then the folder reads as an interrupted conversion
+(:func:`~cosmos_ros.bag_tools.dataset_format.load_dataset` refuses it).
+
+Every path is checked before anything is created: a missing bag (a typo) stops the run up front,
+naming each. A bag that exists but fails (truncated, a damaged chunk, a missing topic, no prompt)
+is reported while the others convert, and dataset.yaml records it: one bad recording never costs
+the good ones. When every bag fails, no dataset is left behind.
 """
 
 from __future__ import annotations
@@ -18,14 +24,16 @@ import os
 import random
 import shutil
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from cosmos_ros.bag_tools.clip_writer import BackgroundWriter
 from cosmos_ros.bag_tools.clips import ClipAssembler, FrameDecoder, SkippedWindow, Window, check_clip_length
 from cosmos_ros.bag_tools.dataset_format import (
+    CONVERT_STATE_DIR,
+    DATASET_YAML_NAME,
     MANIFEST_NAME,
     SPLITS,
     ClipRecord,
@@ -35,7 +43,7 @@ from cosmos_ros.bag_tools.dataset_format import (
     write_clip_files,
     write_dataset,
 )
-from cosmos_ros.bag_tools.prompts import compose_prompt, load_prompt_map, prompt_for_bag
+from cosmos_ros.bag_tools.prompts import compose_prompt, load_prompt_map, no_match_message, prompt_for_bag
 from cosmos_ros.bag_tools.readers import (
     IMAGE_TYPES,
     TIME_SOURCES,
@@ -55,7 +63,10 @@ from cosmos_ros.progress import ProgressCallback, Stopwatch
 
 log = logging.getLogger(__name__)
 
-STATE_DIR = ".convert_state"
+STATE_DIR = CONVERT_STATE_DIR
+#: Height and width must be multiples of this: the model's VAE (8x) and patching (2x) need it,
+#: as do training (training/config.py) and generation (cosmos_ros/model/runtime.py).
+SIZE_MULTIPLE = 16
 RESOLUTION_PRESETS: dict[str, tuple[int, int]] = {"432x768": (432, 768), "704x1280": (704, 1280)}
 EPISODE_MODES: tuple[str, ...] = ("bag", "gap", "marker", "window")
 
@@ -97,14 +108,40 @@ class ConvertConfig:
         return round(ms * 1e6)
 
     def check(self) -> None:
+        """Raise :class:`ConvertError` naming every bad parameter; makes whole-number floats floats.
+
+        Why the float step: fps 16 from YAML and 16.0 from a flag must record the same parameters,
+        or ``--resume`` would see different runs.
+        """
+        problems = config_type_problems(asdict(self))
+        if problems:
+            raise ConvertError("; ".join(problems))
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type.split(" |")[0] == "float" and isinstance(value, int):
+                setattr(self, f.name, float(value))
         check_clip_length(self.clip_frames)
         problems = []
         if self.fps <= 0:
             problems.append(f"fps must be > 0, got {self.fps}")
         if self.stride is not None and self.stride < 1:
             problems.append(f"stride must be >= 1, got {self.stride}")
-        if self.height < 2 or self.width < 2:
-            problems.append(f"resolution must be at least 2x2, got {self.height}x{self.width}")
+        off = [
+            f"{name} {value}"
+            for name, value in (("height", self.height), ("width", self.width))
+            if value < SIZE_MULTIPLE or value % SIZE_MULTIPLE
+        ]
+        if off:
+            near = "x".join(
+                str(max(SIZE_MULTIPLE, round(v / SIZE_MULTIPLE) * SIZE_MULTIPLE))
+                for v in (self.height, self.width)
+            )
+            problems.append(
+                f"resolution {self.height}x{self.width} (HEIGHTxWIDTH): {' and '.join(off)} "
+                f"{'are not positive multiples' if len(off) > 1 else 'is not a positive multiple'} of "
+                f"{SIZE_MULTIPLE}, which the model and the trainer need; accepted: multiples of "
+                f"{SIZE_MULTIPLE} such as 432x768 or 704x1280 (nearest: {near})"
+            )
         if self.fit not in ("crop", "letterbox"):
             problems.append(f"fit must be crop or letterbox, got {self.fit!r}")
         if self.time_source not in TIME_SOURCES:
@@ -121,6 +158,50 @@ class ConvertConfig:
             problems.append("val + test fractions must leave some training data (< 1)")
         if problems:
             raise ConvertError("; ".join(problems))
+
+
+_KIND_NAMES = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "list[str]": "a list of strings",
+}
+
+
+def _is_kind(kind: str, value: Any) -> bool:
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "list[str]":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    raise AssertionError(f"ConvertConfig field type {kind!r} has no check")
+
+
+def config_type_problems(values: Mapping[str, Any]) -> list[str]:
+    """'key: value is not accepted; expected ...' for each value of the wrong type (unknown keys skipped).
+
+    Why: values from YAML arrive untyped; a string where a number belongs must be named here, not
+    surface later as a TypeError deep inside the conversion.
+    """
+    declared = {f.name: str(f.type) for f in fields(ConvertConfig)}
+    problems = []
+    for name, value in values.items():
+        if name not in declared:
+            continue
+        kinds = [k.strip() for k in declared[name].split("|")]
+        optional = "None" in kinds
+        kinds = [k for k in kinds if k != "None"]
+        if (value is None and optional) or any(_is_kind(k, value) for k in kinds):
+            continue
+        accepted = " or ".join([_KIND_NAMES[k] for k in kinds] + (["null"] if optional else []))
+        problems.append(f"{name}: {value!r} is not accepted; expected {accepted}")
+    return problems
 
 
 @dataclass
@@ -181,8 +262,15 @@ class _BagConverter:
         cfg = self.config
         self.sha256_future = bag_sha256_in_background(self.bag)
         mapped = None
+        #: Why the bag got nothing from a --prompt-map that was given (for the no-prompt error).
+        self.map_miss: str | None = None
         if cfg.prompt_map:
-            mapped = prompt_for_bag(load_prompt_map(cfg.prompt_map), self.bag)
+            mapping = load_prompt_map(cfg.prompt_map)
+            mapped = prompt_for_bag(mapping, self.bag)
+            if mapped is None:
+                self.map_miss = no_match_message(cfg.prompt_map, mapping, self.bag)
+            elif not mapped:
+                self.map_miss = f"its entry in --prompt-map {cfg.prompt_map} is empty"
         self.fallback_prompt = mapped if mapped is not None else cfg.prompt
         self.topic_prompt: str | None = None
 
@@ -348,6 +436,12 @@ class _BagConverter:
         raw_prompt = self.topic_prompt if self.topic_prompt else self.fallback_prompt
         prompt = compose_prompt(raw_prompt, self.config.prompt_prefix)
         if not prompt and not self.config.allow_empty_prompt:
+            if self.map_miss and not (raw_prompt or "").strip():
+                raise BagError(
+                    f"bag {self.bag}: clip {clip_id} has no prompt: {self.map_miss}; add the bag to the "
+                    f"map, or give --prompt (used for bags the map does not name), --prompt-topic, or "
+                    f"pass --allow-empty-prompt"
+                )
             raise BagError(
                 f"bag {self.bag}: clip {clip_id} has no prompt; give --prompt, --prompt-map or "
                 f"--prompt-topic, or pass --allow-empty-prompt"
@@ -442,6 +536,8 @@ def _clean_partial_files(out: Path) -> None:
 def _prepare_output(out: Path, params: dict[str, Any], resume: bool, overwrite: bool) -> None:
     params_file = out / STATE_DIR / "parameters.json"
     params_text = json.dumps(params, sort_keys=True, indent=1)
+    if out.exists() and not out.is_dir():
+        raise ConvertError(f"output {out} is a file; give a folder path for the dataset")
     if out.exists() and any(out.iterdir()):
         if resume:
             if params_file.is_file() and params_file.read_text(encoding="utf-8") != params_text:
@@ -452,8 +548,11 @@ def _prepare_output(out: Path, params: dict[str, Any], resume: bool, overwrite: 
             if not params_file.is_file():
                 raise ConvertError(f"{out}: not a conversion this tool started ({params_file} missing)")
             _clean_partial_files(out)
+            # Until this run writes them anew, the folder must read as unfinished, not as the old result.
+            for name in (DATASET_YAML_NAME, MANIFEST_NAME):
+                (out / name).unlink(missing_ok=True)
         elif overwrite:
-            known = {STATE_DIR, "videos", "metas", MANIFEST_NAME, "dataset.yaml"}
+            known = {STATE_DIR, "videos", "metas", MANIFEST_NAME, DATASET_YAML_NAME}
             strangers = sorted(p.name for p in out.iterdir() if p.name not in known)
             if strangers:
                 raise ConvertError(
@@ -469,19 +568,47 @@ def _prepare_output(out: Path, params: dict[str, Any], resume: bool, overwrite: 
     atomic_write_text(params_file, params_text)
 
 
-def _count_frames(bags: Sequence[Path], topics: Sequence[str]) -> int:
+def _preflight(bags: Sequence[Path], topics: Sequence[str]) -> int:
+    """Check every path before anything is created; returns the camera frames for the progress bar.
+
+    Why: a typo in one path must not cost a half-built output folder (or hours of converting the
+    other bags first), so every missing bag is named at once. A bag that exists but cannot be
+    opened is left to its own conversion, which records it as failed while the others convert.
+    """
+    missing: list[str] = []
     total = 0
     for bag in bags:
+        if not bag.exists():
+            missing.append(str(bag))
+            continue
         try:
             with open_bag(bag) as reader:
                 table = topic_table(reader)
-                if topics:
-                    total += sum(table[t][1] for t in topics if t in table)
-                else:
-                    total += max((c for m, c in table.values() if m in IMAGE_TYPES), default=0)
-        except BagError:
+        except BagError as exc:
+            log.warning("%s (it will be reported as failed; the other bags still convert)", exc)
             continue
+        if topics:
+            total += sum(table[t][1] for t in topics if t in table)
+        else:
+            total += max((c for m, c in table.values() if m in IMAGE_TYPES), default=0)
+    if missing:
+        raise ConvertError(
+            f"bag(s) not found: {', '.join(missing)}; accepted: ROS 1 .bag files and ROS 2 bag folders "
+            "(holding metadata.yaml); nothing was written"
+        )
     return total
+
+
+def _remove_output(out: Path, existed: bool) -> None:
+    """Undo what this run created in ``out`` (keeping a folder that was there, empty, before)."""
+    if not existed:
+        shutil.rmtree(out, ignore_errors=True)
+        return
+    for child in out.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 _worker_queue: Any = None
@@ -508,18 +635,25 @@ def convert_bags(
 ) -> ConvertReport:
     """Convert ``bags`` into the dataset folder ``output``; see the module docstring."""
     config.check()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConvertError(f"workers must be an integer >= 1 (1 = convert in this process), got {workers!r}")
     if not bags:
         raise ConvertError("no bags given")
     bag_paths = [Path(b) for b in bags]
     resolved = [str(p.resolve()) for p in bag_paths]
     if len(set(resolved)) != len(resolved):
         raise ConvertError("the same bag is given twice")
+    if config.prompt_map:
+        load_prompt_map(config.prompt_map)  # a missing or malformed map stops the run before it starts
+    started = time.monotonic()
+    total = _preflight(bag_paths, config.topics)
     out = Path(output)
     params = {"bags": resolved, **asdict(config)}
+    # What a failed run may remove: only what it created (never a --resume folder's earlier work).
+    created_here = not resume or not (out.is_dir() and any(out.iterdir()))
+    existed = out.is_dir()
     _prepare_output(out, params, resume, overwrite)
 
-    started = time.monotonic()
-    total = _count_frames(bag_paths, config.topics)
     watch = Stopwatch(progress, "convert", total)
     done_frames = 0
 
@@ -565,6 +699,16 @@ def convert_bags(
                     pass
             results.extend(f.result() for f in futures)
     results.sort(key=lambda r: r.bag)
+    if results and all(r.error for r in results):
+        errors = "".join(f"\n  {r.error}" for r in results)
+        if created_here:
+            _remove_output(out, existed and not overwrite)
+            left = f"removed what this run wrote to {out}"
+        else:
+            left = f"{out} keeps its {STATE_DIR}/ for a later --resume"
+        raise ConvertError(
+            f"no bag converted ({len(results)} failed), so no dataset was written; {left}:{errors}"
+        )
 
     episodes = [c["episode"] for r in results for c in r.clips]
     splits = assign_splits(episodes, config.val_fraction, config.test_fraction, config.seed)

@@ -11,6 +11,8 @@ A dataset folder holds::
 dataset written here trains there unchanged; the manifest adds provenance (source bag and its
 sha256, topic, stamps) and the train/val/test split. :func:`load_dataset` also reads the plain
 recipe layout (``videos/*.mp4`` + ``metas/*.txt``, no manifest): every clip is then ``train``.
+A folder that holds ``.convert_state/`` but no manifest.jsonl or dataset.yaml is an interrupted
+conversion, not the plain layout, and is refused (its clips are only the first part of the data).
 
 The trainer and the evaluation read datasets ONLY through :func:`load_dataset`.
 """
@@ -33,6 +35,9 @@ MANIFEST_NAME = "manifest.jsonl"
 DATASET_YAML_NAME = "dataset.yaml"
 VIDEOS_DIR = "videos"
 METAS_DIR = "metas"
+#: Where ``bags convert`` keeps its per-clip and per-bag records; its presence without a manifest
+#: means the conversion never finished.
+CONVERT_STATE_DIR = ".convert_state"
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 
 
@@ -279,6 +284,22 @@ def _load_plain_layout(root: Path, probe: bool) -> Dataset:
     return Dataset(root, records, None, sha256_text(manifest_text(records)), has_manifest=False)
 
 
+def _refuse_interrupted_conversion(root: Path) -> None:
+    """Why: an interrupted ``bags convert`` leaves videos/ + metas/ under their final names, which
+    would otherwise read as the plain recipe layout holding a silent fraction of the data."""
+    if not (root / CONVERT_STATE_DIR).exists():
+        return
+    # write_dataset writes manifest.jsonl then dataset.yaml: both present = the run finished.
+    missing = [name for name in (MANIFEST_NAME, DATASET_YAML_NAME) if not (root / name).is_file()]
+    if missing:
+        raise DatasetFormatError(
+            f"{root}: an interrupted conversion (no {' or '.join(missing)}; {CONVERT_STATE_DIR}/ is "
+            f"there); finish it with `cosmos-ros bags convert ... -o {root} --resume` and the same bags "
+            f"and options (recorded in {root / CONVERT_STATE_DIR / 'parameters.json'}), or start again "
+            f"with --overwrite"
+        )
+
+
 def load_dataset(root: str | os.PathLike[str], *, probe_plain: bool = True) -> Dataset:
     """Load a dataset folder (with manifest, or the plain recipe layout).
 
@@ -289,6 +310,7 @@ def load_dataset(root: str | os.PathLike[str], *, probe_plain: bool = True) -> D
     if not root.is_dir():
         raise FileNotFoundError(f"dataset folder not found: {root}")
     manifest = root / MANIFEST_NAME
+    _refuse_interrupted_conversion(root)
     if not manifest.is_file():
         return _load_plain_layout(root, probe_plain)
     records, digest = read_manifest(manifest)

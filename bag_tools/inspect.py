@@ -1,4 +1,8 @@
-"""What is in a bag: topics, types, counts, rates, duration, image sizes and encodings."""
+"""What is in a bag: topics, types, counts, rates, duration, image sizes and encodings.
+
+Image sizes read HEIGHTxWIDTH, the order ``bags convert --resolution`` takes, so a size can be
+copied from one to the other.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cosmos_ros.bag_tools.readers import IMAGE_TYPES, bag_format, open_bag
+from cosmos_ros.bag_tools.readers import IMAGE_TYPES, ROS2_METADATA, bag_format, bags_in_folder, open_bag
 
 
 @dataclass
@@ -16,8 +20,11 @@ class TopicInfo:
     msgtype: str
     count: int
     rate_hz: float
+    #: "HEIGHTxWIDTH" of the first image, as ``--resolution`` takes it.
     image_size: str | None = None
     encoding: str | None = None
+    image_height: int | None = None
+    image_width: int | None = None
 
 
 @dataclass
@@ -34,19 +41,39 @@ class BagInfo:
         return asdict(self)
 
 
-def _first_image(reader: Any, conns: list[Any]) -> tuple[str | None, str | None]:
+def _first_image(reader: Any, conns: list[Any]) -> tuple[int | None, int | None, str | None]:
+    """(height, width, encoding) of the topic's first message."""
     for conn, _, raw in reader.messages(connections=conns):
         msg = reader.deserialize(raw, conn.msgtype)
         if hasattr(msg, "encoding"):
-            return f"{msg.width}x{msg.height}", str(msg.encoding)
+            return int(msg.height), int(msg.width), str(msg.encoding)
         from cosmos_ros.media.ros_image import compressed_to_rgb
 
         try:
             rgb = compressed_to_rgb(msg)
-            return f"{rgb.shape[1]}x{rgb.shape[0]}", str(msg.format)
+            return int(rgb.shape[0]), int(rgb.shape[1]), str(msg.format)
         except ValueError:
-            return None, str(msg.format)
-    return None, None
+            return None, None, str(msg.format)
+    return None, None, None
+
+
+def expand_bag_args(paths: list[str]) -> tuple[list[Path], list[str]]:
+    """Bags to inspect, with a folder of bags (not itself a bag) replaced by the bags inside it.
+
+    Why: ``inspect bags/`` is a natural thing to type; reading is harmless, so each bag is shown
+    (with a note) instead of an error from the reader about a missing metadata.yaml.
+    """
+    out: list[Path] = []
+    notes: list[str] = []
+    for text in paths:
+        path = Path(text)
+        inside = bags_in_folder(path) if path.is_dir() and not (path / ROS2_METADATA).is_file() else []
+        if inside:
+            notes.append(f"{path} is a folder of {len(inside)} bag(s), not a bag; inspecting each")
+            out.extend(inside)
+        else:
+            out.append(path)
+    return out, notes
 
 
 def inspect_bag(path: str | os.PathLike[str]) -> BagInfo:
@@ -64,7 +91,9 @@ def inspect_bag(path: str | os.PathLike[str]) -> BagInfo:
             rate = (count - 1) / duration if duration > 0 and count > 1 else 0.0
             item = TopicInfo(topic, conns[0].msgtype, count, round(rate, 3))
             if item.msgtype in IMAGE_TYPES and count:
-                item.image_size, item.encoding = _first_image(reader, conns)
+                item.image_height, item.image_width, item.encoding = _first_image(reader, conns)
+                if item.image_height is not None:
+                    item.image_size = f"{item.image_height}x{item.image_width}"
             info.topics.append(item)
     images = [t for t in info.topics if t.msgtype in IMAGE_TYPES and t.count]
     if images:
@@ -81,7 +110,8 @@ def format_table(info: BagInfo) -> str:
         f"{'topic':<32} {'type':<34} {'count':>7} {'rate Hz':>8}  image",
     ]
     for t in info.topics:
-        image = f"{t.image_size or '?'} {t.encoding or ''}" if t.msgtype in IMAGE_TYPES else ""
+        size = f"{t.image_size} (HxW)" if t.image_size else "?"
+        image = f"{size} {t.encoding or ''}" if t.msgtype in IMAGE_TYPES else ""
         lines.append(f"{t.topic:<32} {t.msgtype:<34} {t.count:>7} {t.rate_hz:>8.2f}  {image}".rstrip())
     lines.append(f"suggested camera topic: {info.suggested_camera or '(no image topic)'}")
     return "\n".join(lines)

@@ -35,12 +35,28 @@ def load_prompt_map(path: str | os.PathLike[str]) -> dict[str, str]:
     return {str(k): v.strip() for k, v in data.items()}
 
 
+def match_keys(bag: Path) -> list[str]:
+    """The map keys that select ``bag``, most specific first: path as given, resolved path, name, stem."""
+    return list(dict.fromkeys((str(bag), str(bag.resolve()), bag.name, bag.stem)))
+
+
 def prompt_for_bag(mapping: dict[str, str], bag: Path) -> str | None:
     """The mapping's prompt for ``bag`` (matched by path as given, resolved path, name or stem)."""
-    for key in (str(bag), str(bag.resolve()), bag.name, bag.stem):
+    for key in match_keys(bag):
         if key in mapping:
             return mapping[key]
     return None
+
+
+def no_match_message(map_path: str | os.PathLike[str], mapping: dict[str, str], bag: Path) -> str:
+    """Why a bag got no prompt from a map that was given: the keys it has and the keys that would match."""
+    keys = sorted(mapping)
+    shown = ", ".join(repr(k) for k in keys[:10]) + (f" and {len(keys) - 10} more" if len(keys) > 10 else "")
+    return (
+        f"no key of --prompt-map {map_path} matched the bag (its keys: {shown or '(none)'}); a key "
+        f"matches a bag by its path as given, resolved path, name or stem "
+        f"({', '.join(repr(k) for k in match_keys(bag))})"
+    )
 
 
 def compose_prompt(text: str | None, prefix: str) -> str:

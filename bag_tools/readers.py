@@ -19,6 +19,7 @@ IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
 TIME_SOURCES: tuple[str, ...] = ("header", "receive")
+ROS2_METADATA = "metadata.yaml"
 
 
 class BagError(RuntimeError):
@@ -45,6 +46,8 @@ def open_bag(path: str | os.PathLike[str]) -> Iterator[Any]:
     path = Path(path)
     if not path.exists():
         raise BagError(f"bag not found: {path}")
+    if path.is_dir() and not (path / ROS2_METADATA).is_file():
+        raise BagError(not_a_bag_message(path))
     try:
         reader = AnyReader([path], default_typestore=get_typestore(Stores.ROS2_HUMBLE))
         reader.open()
@@ -57,6 +60,38 @@ def open_bag(path: str | os.PathLike[str]) -> Iterator[Any]:
             reader.close()
 
 
+def bags_in_folder(folder: Path) -> list[Path]:
+    """The bags directly inside ``folder``: ``*.bag`` files and folders holding metadata.yaml."""
+    found = [
+        p
+        for p in folder.iterdir()
+        if (p.is_file() and p.suffix == ".bag") or (p.is_dir() and (p / ROS2_METADATA).is_file())
+    ]
+    return sorted(found)
+
+
+def not_a_bag_message(folder: Path) -> str:
+    """Why a folder without metadata.yaml is not a bag, and which bags it holds (the likely intent)."""
+    inside = bags_in_folder(folder)
+    if not inside and (any(folder.glob("*.mcap")) or any(folder.glob("*.db3"))):
+        return (
+            f"{folder} holds ROS 2 storage files but no {ROS2_METADATA}, so it cannot be read as a bag; "
+            f"`ros2 bag reindex {folder}` rebuilds it"
+        )
+    if not inside:
+        return (
+            f"{folder} is a folder but not a ROS 2 bag (no {ROS2_METADATA}) and holds no bags "
+            f"(*.bag files or folders with {ROS2_METADATA})"
+        )
+    names = ", ".join(p.name for p in inside[:10])
+    if len(inside) > 10:
+        names += f" and {len(inside) - 10} more"
+    return (
+        f"{folder} is a folder of {len(inside)} bag(s), not a bag (no {ROS2_METADATA}): {names}; "
+        f"pass the bags themselves, e.g. {folder}/*"
+    )
+
+
 def bag_files(path: Path) -> list[Path]:
     """The files that make up a bag (the file itself, or a ROS 2 folder's files), sorted."""
     if path.is_file():
@@ -67,8 +102,14 @@ def bag_files(path: Path) -> list[Path]:
 def bag_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """sha256 of a bag: of the file, or over (relative name, bytes) of a ROS 2 folder's files."""
     path = Path(path)
+    # Why: the hash of nothing (e3b0c442...) must never be recorded as a bag's identity.
+    if not path.exists():
+        raise BagError(f"bag not found: {path}")
+    files = bag_files(path)
+    if not files:
+        raise BagError(f"bag {path}: an empty folder, nothing to hash")
     digest = hashlib.sha256()
-    for file in bag_files(path):
+    for file in files:
         if path.is_dir():
             digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         with open(file, "rb") as fh:

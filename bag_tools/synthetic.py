@@ -181,15 +181,37 @@ def _image_message(typestore: Any, rgb: np.ndarray, encoding: str, header: Any) 
     return msg, msgtype
 
 
-def write_synthetic_bag(path: str | os.PathLike[str], spec: SynthSpec, fmt: BagFormat = "mcap") -> Path:
+def synth_format(path: str | os.PathLike[str], fmt: str | None) -> BagFormat:
+    """The bag format for ``path``: ``fmt``, or ros1 for a ``.bag`` name and mcap otherwise.
+
+    Why refuse a mismatch: readers tell a ROS 1 bag by its ``.bag`` file name and a ROS 2 bag by
+    its folder, so an mcap folder named ``x.bag`` (or a ros1 file without ``.bag``) reads wrongly.
+    """
+    path = Path(path)
+    ros1_name = path.suffix == ".bag"
+    if fmt is None:
+        return "ros1" if ros1_name else "mcap"
+    if fmt not in BAG_FORMATS:
+        raise ValueError(f"unknown bag format {fmt!r}; accepted: {', '.join(BAG_FORMATS)}")
+    if ros1_name and fmt != "ros1":
+        raise ValueError(
+            f"{path}: a name ending in .bag is a ROS 1 bag file, but format {fmt} writes a ROS 2 "
+            f"bag folder; use --format ros1, or a name without .bag for {fmt}"
+        )
+    if fmt == "ros1" and not ros1_name:
+        raise ValueError(f"{path}: a ROS 1 bag is one file named *.bag; name it {path.name}.bag")
+    return fmt  # type: ignore[return-value]
+
+
+def write_synthetic_bag(path: str | os.PathLike[str], spec: SynthSpec, fmt: BagFormat | None = None) -> Path:
     """Write a demonstration bag at ``path`` (a folder for ROS 2, a ``.bag`` file for ROS 1).
 
-    Messages are generated and written one at a time, so any length takes little memory.
+    ``fmt`` None infers the format from the name (see :func:`synth_format`). Messages are
+    generated and written one at a time, so any length takes little memory.
     """
     from rosbags.typesys import Stores, get_typestore
 
-    if fmt not in BAG_FORMATS:
-        raise ValueError(f"unknown bag format {fmt!r}; accepted: {', '.join(BAG_FORMATS)}")
+    fmt = synth_format(path, fmt)
     path = Path(path)
     if path.exists():
         raise FileExistsError(f"bag output already exists: {path}")

@@ -1,25 +1,62 @@
 """Check a dataset folder: every video decodes with the stated frame count and size, prompts
-exist, and the manifest and the files on disk agree."""
+exist, and the manifest and the files on disk agree.
+
+Problems make a dataset unusable as it stands (wrong videos, missing prompts, an interrupted
+conversion). Bags whose conversion failed (``summary.failed_bags`` in dataset.yaml) are
+*warnings*: the clips present are sound and train fine, but the dataset lacks those bags' data,
+which the user should know before training on it.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cosmos_ros.bag_tools.dataset_format import METAS_DIR, VIDEOS_DIR, DatasetFormatError, load_dataset
 
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 
 
+@dataclass
+class ValidationResult:
+    """What :func:`check_dataset` found: problems (the dataset is not sound) and warnings (it is)."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
 def validate_dataset(root: str | os.PathLike[str], progress: ProgressCallback | None = None) -> list[str]:
-    """Return a list of problems (empty when the dataset is sound)."""
+    """Return a list of problems (empty when the dataset is sound); see :func:`check_dataset` for warnings."""
+    return check_dataset(root, progress).problems
+
+
+def _failed_bag_warnings(dataset: Any) -> list[str]:
+    """One warning per bag that dataset.yaml records as failed (the dataset is missing its clips)."""
+    if dataset.info is None:
+        return []
+    bags = [b for b in dataset.info.report.get("bags") or [] if isinstance(b, dict)]
+    failed = [b for b in bags if b.get("error")]
+    out = [
+        f"{dataset.root}: bag {b.get('bag')} failed to convert, so its clips are missing: {b['error']}"
+        for b in failed
+    ]
+    recorded = dataset.info.summary.get("failed_bags") or 0
+    if isinstance(recorded, int) and recorded > len(failed):
+        out.append(f"{dataset.root}: dataset.yaml records {recorded} failed bag(s) without details")
+    return out
+
+
+def check_dataset(root: str | os.PathLike[str], progress: ProgressCallback | None = None) -> ValidationResult:
+    """Validate ``root``: problems (empty when the dataset is sound) and warnings (failed bags)."""
     from cosmos_ros.media.video import probe_video
 
     root = Path(root)
     try:
         dataset = load_dataset(root, probe_plain=False)
     except (DatasetFormatError, FileNotFoundError) as exc:
-        return [str(exc)]
+        return ValidationResult([str(exc)])
     problems: list[str] = []
     if dataset.has_manifest and dataset.info is None:
         problems.append(f"{root}: dataset.yaml missing")
@@ -60,4 +97,4 @@ def validate_dataset(root: str | os.PathLike[str], progress: ProgressCallback | 
         for file in sorted((root / folder).glob(pattern)):
             if file.name not in listed:
                 problems.append(f"{folder}/{file.name}: not in the manifest")
-    return problems
+    return ValidationResult(problems, _failed_bag_warnings(dataset))

@@ -20,9 +20,15 @@ def make_bag(folder: Path, name: str, fmt: str = "mcap", **spec: object) -> Path
     return write_synthetic_bag(path, SynthSpec(**kwargs), fmt)  # type: ignore[arg-type]
 
 
+#: What the ``cosmos-ros`` console script runs. Why not ``python -m cosmos_ros.cli``: that runs the
+#: module as ``__main__``, so the handlers' ``cosmos_ros.cli.CliError`` is another class than the one
+#: main() catches, and every user-facing error would end in a traceback.
+_ENTRY = "import sys; from cosmos_ros.cli import main; sys.argv[0] = 'cosmos-ros'; sys.exit(main())"
+
+
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "cosmos_ros.cli", *args], capture_output=True, text=True, timeout=120, cwd=cwd
+        [sys.executable, "-c", _ENTRY, *args], capture_output=True, text=True, timeout=120, cwd=cwd
     )
 
 

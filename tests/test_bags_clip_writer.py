@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from bags_helpers import make_bag
 from cosmos_ros.bag_tools.clip_writer import BackgroundWriter
-from cosmos_ros.bag_tools.convert import STATE_DIR, ConvertConfig, convert_bags
+from cosmos_ros.bag_tools.convert import STATE_DIR, ConvertConfig, ConvertError, convert_bags
 from cosmos_ros.bag_tools.dataset_format import meta_relpath, video_relpath
 from cosmos_ros.bag_tools.validate import validate_dataset
 
@@ -81,10 +81,13 @@ def test_failed_clip_write_names_the_bag_and_leaves_no_partial_files(tmp_path: P
     shutil.rmtree(out / STATE_DIR / "bags")
     (out / video_relpath(victim)).mkdir()
 
-    report = convert_bags([bag], out, config, resume=True)
-    assert len(report.failed) == 1
-    error = report.failed[0].error or ""
-    assert str(bag) in error and victim in error
+    # The only bag failed: no dataset, and the folder reads as unfinished (not as the earlier result).
+    with pytest.raises(ConvertError) as failed:
+        convert_bags([bag], out, config, resume=True)
+    error = str(failed.value)
+    assert str(bag) in error and victim in error and "--resume" in error
+    assert not (out / "manifest.jsonl").exists() and (out / STATE_DIR).is_dir()
+    assert "interrupted conversion" in validate_dataset(out)[0]
     assert not list(out.rglob("*.part")), "a failed write left a temporary file"
     assert not (out / meta_relpath(victim)).exists(), "a prompt without its video"
     assert (out / video_relpath(ids[0])).is_file()

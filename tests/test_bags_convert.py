@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import yaml
 from bags_helpers import TARGET, cli, expected_source_index, make_bag
-from cosmos_ros.bag_tools.convert import ConvertConfig, assign_splits, convert_bags
+from cosmos_ros.bag_tools.convert import ConvertConfig, ConvertError, assign_splits, convert_bags
 from cosmos_ros.bag_tools.dataset_format import load_dataset
 from cosmos_ros.bag_tools.synthetic import SynthSpec, decode_pattern
 
@@ -87,9 +87,22 @@ def test_corrupt_bag_is_named_and_others_still_convert(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "bad.bag" in result.stderr and "good.bag" not in result.stderr
     dataset = load_dataset(tmp_path / "ds")
-    assert {Path(c.source_bag).name for c in dataset.clips} >= {"good.bag"}
+    assert {Path(c.source_bag).name for c in dataset.clips} == {"good.bag"}
     errors = [b for b in dataset.info.report["bags"] if b["error"]]
     assert [Path(b["bag"]).name for b in errors] == ["bad.bag"]
+
+
+def test_a_bag_failing_mid_run_is_named_and_others_still_convert(tmp_path: Path) -> None:
+    good = make_bag(tmp_path, "good", "ros1")
+    other = make_bag(tmp_path, "other", topics=("/elsewhere",))  # opens fine, lacks the topic
+    args = ["-o", str(tmp_path / "ds"), *TARGET, "--prompt", "p", "--topic", "/camera/image_raw"]
+    result = cli("bags", "convert", str(good), str(other), *args)
+    assert result.returncode == 1
+    assert "other" in result.stderr and "good.bag" not in result.stderr
+    dataset = load_dataset(tmp_path / "ds")
+    assert {Path(c.source_bag).name for c in dataset.clips} == {"good.bag"}
+    errors = [b for b in dataset.info.report["bags"] if b["error"]]
+    assert [Path(b["bag"]).name for b in errors] == ["other"]
 
 
 def test_missing_topic_lists_the_topics_that_exist(tmp_path: Path) -> None:
@@ -129,8 +142,9 @@ def test_prompt_sources_prefix_and_empty_prompt(tmp_path: Path) -> None:
     mapping = tmp_path / "prompts.csv"
     mapping.write_text("bag,prompt\na,stack the cups\n")
     config = ConvertConfig(clip_frames=9, height=32, width=48)
-    report = convert_bags([a, b], tmp_path / "ds", config)
-    assert len(report.failed) == 2 and "no prompt" in report.failed[0].error
+    with pytest.raises(ConvertError, match="no bag converted") as failed:
+        convert_bags([a, b], tmp_path / "ds", config)
+    assert str(failed.value).count("has no prompt") == 2 and not (tmp_path / "ds").exists()
     config = ConvertConfig(
         clip_frames=9, height=32, width=48, prompt_map=str(mapping), prompt="fallback", prompt_prefix="Robot:"
     )

@@ -40,7 +40,7 @@ def test_inspect_table_and_json(tmp_path: Path) -> None:
     assert table.returncode == 0, table.stderr
     assert (
         "/front" in table.stdout
-        and "96x64 jpeg" in table.stdout
+        and "64x96 (HxW) jpeg" in table.stdout
         and "suggested camera topic:" in table.stdout
     )
     data = json.loads(cli("bags", "inspect", str(bag), "--json").stdout)
