@@ -66,6 +66,15 @@ def load_trainable_state(transformer: torch.nn.Module, state: dict[str, torch.Te
             f"{source}: adapter tensors do not match this run's adapter (missing e.g. {missing}, "
             f"unexpected e.g. {extra}); was it written with another adapter type, rank or targets?"
         )
+    shapes = [
+        (n, list(state[n].shape), list(p.shape)) for n, p in params.items() if state[n].shape != p.shape
+    ]
+    if shapes:
+        name, saved, now = shapes[0]
+        raise ValueError(
+            f"{source}: {len(shapes)} adapter tensor(s) have other shapes than this run's adapter "
+            f"(e.g. {name}: saved {saved}, now {now}); was it written with another rank?"
+        )
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(state[name])

@@ -4,28 +4,173 @@ A checkpoint is a folder ``<output_dir>/checkpoints/step_<NNNNNNNN>/`` written a
 temporary folder renamed into place), so a crash mid-write never leaves a checkpoint that looks
 complete. ``adapter.safetensors`` holds the trainable tensors by parameter name (fp32, exact);
 ``training_state.pt`` holds optimizer, scheduler and RNG states and is loaded with
-``weights_only=True`` (no code runs on load); ``state.json`` holds the step and data position.
-Only the last K checkpoints are kept.
+``weights_only=True`` (no code runs on load); ``state.json`` holds the step and data position,
+the losses and step times so far, and the run's identity (:func:`run_identity`): what a resumed
+run must share with the checkpoint for the two parts to be one run. Only the last K checkpoints
+are kept.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import random
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from cosmos_ros.atomic import atomic_path
 
+if TYPE_CHECKING:
+    from .config import TrainConfig
+
 CHECKPOINT_PREFIX = "step_"
 ADAPTER_FILE = "adapter.safetensors"
 STATE_FILE = "training_state.pt"
 INFO_FILE = "state.json"
+
+#: Config fields a resumed run must share with its checkpoint: they shape the adapter (type, rank,
+#: alpha, targets), the data and its order (seed, preprocessing), the objective, or the optimizer
+#: (whose hyper-parameters the restored optimizer state would silently override).
+RESUME_MUST_MATCH: tuple[str, ...] = (
+    "adapter_type",
+    "rank",
+    "alpha",
+    "target_modules",
+    "seed",
+    "height",
+    "width",
+    "num_frames",
+    "frame_fit",
+    "prompt_prefix",
+    "max_sequence_length",
+    "mixed_precision",
+    "cond_frame_probs",
+    "cond_timestep",
+    "prompt_dropout",
+    "logit_normal_mean",
+    "logit_normal_std",
+    "sigma_shift",
+    "learning_rate",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_eps",
+    "lr_schedule",
+    "warmup_steps",
+    "max_grad_norm",
+)
+#: Config fields a resume may change: run length, intervals, logging, speed/memory flags, where things
+#: live (base_model and dataset are compared by fingerprint and manifest instead of by path), and
+#: batch_size/gradient_accumulation as long as the global batch stays the same.
+RESUME_MAY_CHANGE: tuple[str, ...] = (
+    "base_model",
+    "dataset",
+    "output_dir",
+    "cache_dir",
+    "registry",
+    "adapter_name",
+    "max_steps",
+    "epochs",
+    "batch_size",
+    "gradient_accumulation",
+    "fps",
+    "validation_clips",
+    "device",
+    "tf32",
+    "gradient_checkpointing",
+    "checkpoint_skip_blocks",
+    "compile_blocks",
+    "fused_optimizer",
+    "lean_adapter_forward",
+    "attention_backend",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "resume",
+    "validation_every",
+    "validation_steps",
+    "log_every",
+)
+#: What the identity's derived entries stand for, for the error message.
+_DERIVED = {
+    "base_fingerprint": "of base_model",
+    "dataset_manifest_sha256": "of dataset",
+    "train_clips": "from dataset and validation_clips",
+    "global_batch": "batch_size x processes x gradient_accumulation",
+}
+
+
+def run_identity(
+    cfg: TrainConfig,
+    *,
+    base_fingerprint: str,
+    dataset_manifest_sha256: str,
+    train_clip_ids: list[str],
+    global_batch: int,
+) -> dict[str, Any]:
+    """What a checkpoint records and a resume compares: one run's model, data, order and optimizer."""
+    ids = hashlib.sha256("\n".join(train_clip_ids).encode("utf-8")).hexdigest()
+    identity: dict[str, Any] = {
+        "base_fingerprint": base_fingerprint,
+        "dataset_manifest_sha256": dataset_manifest_sha256,
+        "train_clips": f"{len(train_clip_ids)} clips, sha256:{ids}",
+        "global_batch": global_batch,
+    }
+    for name in RESUME_MUST_MATCH:
+        value = getattr(cfg, name)
+        identity[name] = list(value) if isinstance(value, (list, tuple)) else value
+    return json.loads(json.dumps(identity))  # the values exactly as state.json gives them back
+
+
+def check_resume_matches(
+    path: Path, info: dict[str, Any], current: dict[str, Any], output_dir: str | Path
+) -> None:
+    """Refuse to resume ``path`` when its recorded identity differs from this run's, naming each field.
+
+    Checkpoints written before identities were recorded hold only ``base_fingerprint``; that is
+    compared, and the adapter tensors' names and shapes are checked when they are loaded.
+    """
+    recorded = info.get("run")
+    if not isinstance(recorded, dict):
+        recorded = {"base_fingerprint": info["base_fingerprint"]} if "base_fingerprint" in info else {}
+    differ = [name for name in current if name in recorded and not same_value(recorded[name], current[name])]
+    if not differ:
+        return
+    lines = []
+    for name in differ:
+        label = f"{name} ({_DERIVED[name]})" if name in _DERIVED else name
+        lines.append(f"  {label}: checkpoint {recorded[name]!r}, now {current[name]!r}")
+    raise ValueError(
+        f"cannot resume from checkpoint {path}: this run's settings differ from the run that wrote it, "
+        "and continuing would mix two different trainings:\n" + "\n".join(lines) + "\n"
+        "To continue that run, set these back to the checkpoint's values. To train with the new "
+        "settings, start a new run in another folder (--set output_dir=NEW_FOLDER), or delete "
+        f"{checkpoint_dir(output_dir)} to start over in this one (--set resume=none alone would leave "
+        "the old checkpoints beside the new run's)."
+    )
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal, with ints and floats compared as numbers (YAML ``alpha: 8`` is ``8.0``)."""
+    if isinstance(a, float) or isinstance(b, float):
+        return isinstance(a, (int, float)) and isinstance(b, (int, float)) and float(a) == float(b)
+    return bool(a == b)
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by None: strict JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
 
 
 def rng_state() -> dict[str, Any]:
@@ -60,6 +205,10 @@ def checkpoint_dir(output_dir: str | Path) -> Path:
     return Path(output_dir) / "checkpoints"
 
 
+def checkpoint_path(output_dir: str | Path, step: int) -> Path:
+    return checkpoint_dir(output_dir) / f"{CHECKPOINT_PREFIX}{step:08d}"
+
+
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
     """Complete checkpoints, oldest first (temporary ``.part`` folders are ignored)."""
     folder = checkpoint_dir(output_dir)
@@ -82,7 +231,7 @@ def save_checkpoint(
     """Write the checkpoint for ``step`` atomically, then prune to the last ``keep``."""
     from safetensors.torch import save_file
 
-    final = checkpoint_dir(output_dir) / f"{CHECKPOINT_PREFIX}{step:08d}"
+    final = checkpoint_path(output_dir, step)
     with atomic_path(final) as tmp:
         tmp.mkdir()
         save_file(
@@ -92,7 +241,8 @@ def save_checkpoint(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
             tmp / STATE_FILE,
         )
-        (tmp / INFO_FILE).write_text(json.dumps({"step": step, **info}, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(json_safe({"step": step, **info}), indent=2, sort_keys=True, allow_nan=False)
+        (tmp / INFO_FILE).write_text(text + "\n")
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -111,10 +261,22 @@ def find_resume_point(output_dir: str | Path, resume: str) -> Path | None:
     return path
 
 
+def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
+    """The checkpoint's ``state.json`` (step, data position, losses, run identity)."""
+    where = Path(path) / INFO_FILE
+    try:
+        info = json.loads(where.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc}); resume from another checkpoint") from exc
+    if not isinstance(info, dict) or not isinstance(info.get("step"), int):
+        raise ValueError(f"{where}: no integer 'step'; resume from another checkpoint")
+    return info
+
+
 def load_checkpoint(path: str | Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> Checkpoint:
     """Restore optimizer, scheduler and RNG states; return the adapter tensors' holder and info."""
     path = Path(path)
-    info = json.loads((path / INFO_FILE).read_text(encoding="utf-8"))
+    info = read_checkpoint_info(path)
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])

@@ -3,7 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+import textwrap
 from typing import Any
+
+_DESCRIPTION = "\n\n".join(
+    textwrap.fill(paragraph, 100)
+    for paragraph in (
+        "Train a LoRA or DoRA adapter on the frozen Cosmos Predict 2.5 base. Clips are encoded once (VAE "
+        "latents + text embeddings, cached on disk), then only the transformer trains. Runs data-parallel "
+        "unchanged under 'torchrun' or 'accelerate launch'.",
+        "Resuming: by default a run continues from the latest checkpoint in output_dir, but only when that "
+        "checkpoint was written with the same base model (fingerprint), dataset (manifest and training "
+        "clips), adapter (type, rank, alpha, target_modules), seed, global batch, preprocessing, objective "
+        "and optimizer settings; otherwise it stops and names each field that differs. max_steps, epochs, "
+        "checkpoint/validation intervals, logging, paths and speed/memory flags may change.",
+        "Ctrl-C finishes the current step, writes a checkpoint of it and prints the command that continues "
+        "the run (a second Ctrl-C aborts without that checkpoint).",
+        "Running a finished run again (its last checkpoint is at max_steps) trains nothing: the adapter "
+        "folder and its metrics stay as they are and it is not registered again; the adapter is only "
+        "written (from the last checkpoint) when missing. Raise max_steps to train further.",
+    )
+)
 
 
 def register(subparsers: Any) -> None:
@@ -12,12 +34,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a LoRA/DoRA adapter on a dataset folder",
-        description=(
-            "Train a LoRA or DoRA adapter on the frozen Cosmos Predict 2.5 base. Clips are encoded once "
-            "(VAE latents + text embeddings, cached on disk), then only the transformer trains. Runs "
-            "data-parallel unchanged under 'torchrun' or 'accelerate launch'. Resumes from the latest "
-            "checkpoint in output_dir by default."
-        ),
+        description=_DESCRIPTION,
         epilog="Config fields (set in the YAML or with --set key=value):\n" + config_reference(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -49,25 +66,62 @@ def _handle(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
 
-    import os
-
     from cosmos_ros.progress import TqdmProgress
 
-    from .loop import train
+    from .loop import TrainingInterrupted, train
 
     main_process = int(os.environ.get("RANK", "0")) == 0
     progress = TqdmProgress(unit="step") if main_process and not args.no_progress else None
+    interrupted: TrainingInterrupted | None = None
     try:
         result = train(cfg, progress=progress)
     except (ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
+    except TrainingInterrupted as exc:
+        interrupted = exc
     finally:
         if progress is not None:
             progress.close()
-    if main_process and result.adapter_dir is not None:
-        m = result.metrics
+    if interrupted is not None:
+        if main_process:
+            print(
+                f"cosmos-ros: training interrupted; checkpoint of step {interrupted.step}: "
+                f"{interrupted.checkpoint}\nresume with:\n  {resume_command(args)}",
+                file=sys.stderr,
+            )
+        return 130
+    if main_process and result.already_complete:
         print(
-            f"adapter written to {result.adapter_dir} "
-            f"({result.steps_done} steps, final loss {m['final_loss']:.4g})"
+            f"run already complete: {cfg.output_dir} holds its last checkpoint (step {result.steps_done} of "
+            f"max_steps); adapter {result.adapter_dir} left as it was. Raise max_steps to train further, "
+            "or set another output_dir for a new run"
         )
+    elif main_process and result.adapter_dir is not None:
+        final = result.metrics.get("final_loss")
+        loss = f"final loss {final:.4g}" if isinstance(final, (int, float)) else "no loss recorded"
+        print(f"adapter written to {result.adapter_dir} ({result.steps_done} steps, {loss})")
     return 0
+
+
+def resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues an interrupted run: this one, with ``resume=auto``.
+
+    ``resume=`` overrides are dropped (``none`` would start over; ``auto`` finds the new checkpoint),
+    and ``--set resume=auto`` added where the config file sets another value.
+    """
+    import shlex
+
+    from .config import load_config
+
+    kept = [item for item in args.overrides if item.split("=", 1)[0].strip() != "resume"]
+    words = ["cosmos-ros", "train", "--config", args.config]
+    for item in kept:
+        words += ["--set", item]
+    if load_config(args.config, kept).resume != "auto":
+        words += ["--set", "resume=auto"]
+    if args.no_progress:
+        words.append("--no-progress")
+    line = shlex.join(words)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        line += "   (under the same launcher, e.g. torchrun, as before)"
+    return line

@@ -92,34 +92,51 @@ class TrainConfig:
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
-        self.target_modules = list(self.target_modules)
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` (file or --set) as false
             self.mixed_precision = "no"
-        self.cond_frame_probs = [float(p) for p in self.cond_frame_probs]
+        self._check_types()
         self.validate()
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the field at fault and what would be accepted."""
+    def _check_types(self) -> None:
+        """Refuse values of the wrong type by field name (before a bare ``int()`` error could name none)."""
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, str(f.type), getattr(self, f.name)))
 
-        def bad(name: str, accepted: str) -> ValueError:
-            return ValueError(f"config field {name}={getattr(self, name)!r} is invalid; accepted: {accepted}")
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the field at fault and what would be accepted."""
+
+        def bad(name: str, accepted: str, *others: str) -> ConfigError:
+            return ConfigError(
+                f"config field {name}={getattr(self, name)!r} is invalid; accepted: {accepted}", name, *others
+            )
 
         if self.adapter_type not in ADAPTER_TYPES:
             raise bad("adapter_type", " | ".join(ADAPTER_TYPES))
-        if int(self.rank) < 1:
+        if self.rank < 1:
             raise bad("rank", "a positive integer")
         if not self.target_modules:
             raise bad("target_modules", "a non-empty list of module name suffixes")
-        if self.num_frames < 1 or (self.num_frames - 1) % 4 != 0:
-            raise bad("num_frames", "a frame count of the form 4k+1 (5, 9, ..., 93), as the Wan VAE needs")
-        for name in ("height", "width"):
-            if getattr(self, name) <= 0 or getattr(self, name) % 16 != 0:
-                raise bad(name, "a positive multiple of 16")
         probs = self.cond_frame_probs
         if len(probs) != 2 or min(probs) < 0 or not math.isclose(sum(probs), 1.0, abs_tol=1e-6):
             raise bad("cond_frame_probs", "two probabilities [p(1 frame), p(2 frames)] summing to 1")
-        if (self.num_frames - 1) // 4 + 1 < 3 and probs[1] > 0:
-            raise bad("num_frames", "at least 9 frames when 2 conditioning latent frames can be drawn")
+        # Every clip needs its conditioning latent frames (1 or 2) plus at least one generated one;
+        # num_frames = 4 * (latent frames - 1) + 1 for the Wan VAE.
+        min_frames = 9 if probs[1] > 0 else 5
+        if self.num_frames < min_frames or (self.num_frames - 1) % 4 != 0:
+            why = (
+                f"at least 9 while cond_frame_probs={probs} can draw 2 conditioning latent frames; "
+                "5 is accepted with cond_frame_probs=[1, 0]"
+                if probs[1] > 0
+                else "at least 5: 1 conditioning latent frame plus 1 to generate"
+            )
+            raise bad(
+                "num_frames",
+                f"{min_frames}, {min_frames + 4}, ..., 93 (4k+1, as the Wan VAE needs; {why})",
+                "cond_frame_probs",
+            )
+        for name in ("height", "width"):
+            if getattr(self, name) <= 0 or getattr(self, name) % 16 != 0:
+                raise bad(name, "a positive multiple of 16")
         if not 0.0 <= self.prompt_dropout <= 1.0:
             raise bad("prompt_dropout", "a probability in [0, 1]")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -131,7 +148,7 @@ class TrainConfig:
         if self.frame_fit not in ("crop", "letterbox"):
             raise bad("frame_fit", "crop | letterbox")
         if self.max_steps is None and self.epochs is None:
-            raise bad("max_steps", "a number of steps, or set epochs")
+            raise bad("max_steps", "a number of steps, or set epochs", "epochs")
         if self.max_steps is not None and self.max_steps < 1:
             raise bad("max_steps", "a positive integer or null (then epochs decides)")
         if self.epochs is not None and self.epochs < 1:
@@ -145,10 +162,13 @@ class TrainConfig:
         ):
             if getattr(self, name) < 1:
                 raise bad(name, "a positive integer")
-        if self.validation_every < 0 or self.validation_clips < 0 or self.validation_steps < 1:
-            raise bad(
-                "validation_every", "validation_every >= 0, validation_clips >= 0, validation_steps >= 1"
-            )
+        for name, accepted, lowest in (
+            ("validation_every", "an integer >= 0 (0: only at the end)", 0),
+            ("validation_clips", "an integer >= 0", 0),
+            ("validation_steps", "an integer >= 1", 1),
+        ):
+            if getattr(self, name) < lowest:
+                raise bad(name, accepted)
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
             raise bad("resume", "auto | none | the path of an existing checkpoint folder")
 
@@ -157,15 +177,86 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> TrainConfig:
+    def from_dict(
+        cls, data: dict[str, Any], source: str = "<dict>", origins: dict[str, str] | None = None
+    ) -> TrainConfig:
+        """Build and validate a config; errors start with where the faulty value came from.
+
+        ``origins`` maps a field to where its value was set (a YAML path, ``--set key=value``);
+        fields missing from it are blamed on ``source``.
+        """
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{source}: unknown config field(s) {unknown}; known fields: {sorted(known)}")
         try:
             return cls(**data)
+        except ConfigError as exc:
+            origins = origins or {}
+            where = origins.get(exc.fields[0], source)
+            also = [f"{n} from {origins[n]}" for n in exc.fields[1:] if origins.get(n, where) != where]
+            raise ValueError(f"{where}: {exc}" + (f" ({'; '.join(also)})" if also else "")) from exc
         except (TypeError, ValueError) as exc:
             raise ValueError(f"{source}: {exc}") from exc
+
+
+class ConfigError(ValueError):
+    """A config value that is refused; ``fields`` names the field at fault first, then related ones."""
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields
+
+
+_TYPE_WORDS = {
+    "int": "an integer",
+    "float": "a number",
+    "str": "a string",
+    "bool": "true or false",
+    "list[str]": "a list of strings, e.g. [to_q, to_v]",
+    "list[float]": "a list of numbers, e.g. [0.5, 0.5]",
+}
+
+
+def _coerce(name: str, type_name: str, value: Any) -> Any:
+    """``value`` as the field's declared type (ints widen to floats), else a ``ConfigError`` naming it."""
+    optional = type_name.endswith(" | None")
+    base = type_name.removesuffix(" | None")
+    if value is None and optional:
+        return None
+    words = _TYPE_WORDS[base] + (" or null" if optional else "")
+
+    def refuse() -> ConfigError:
+        return ConfigError(f"config field {name}={value!r} is invalid; accepted: {words}", name)
+
+    def number(item: Any) -> bool:
+        return isinstance(item, (int, float)) and not isinstance(item, bool)
+
+    if base == "int":
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise refuse()
+        return value
+    if base == "float":
+        if not number(value):
+            raise refuse()
+        return float(value)
+    if base == "str":
+        if not isinstance(value, str):
+            raise refuse()
+        return value
+    if base == "bool":
+        if not isinstance(value, bool):
+            raise refuse()
+        return value
+    if not isinstance(value, (list, tuple)):
+        raise refuse()
+    if base == "list[str]":
+        if not all(isinstance(item, str) for item in value):
+            raise refuse()
+        return list(value)
+    if not all(number(item) for item in value):  # list[float]
+        raise refuse()
+    return [float(item) for item in value]
 
 
 FIELD_HELP: dict[str, str] = {
@@ -218,7 +309,8 @@ FIELD_HELP: dict[str, str] = {
     "attention_backend": "diffusers attention backend (e.g. native, _native_cudnn, flash); null: default",
     "checkpoint_every": "save a resumable checkpoint every N optimizer steps (and at the end)",
     "keep_checkpoints": "keep the last K checkpoints",
-    "resume": "auto (latest checkpoint in output_dir, if any) | none | a checkpoint folder",
+    "resume": "auto (latest checkpoint in output_dir, if any) | none | a checkpoint folder; a checkpoint "
+    "of other settings (base, dataset, adapter, seed, ...) is refused, naming each field that differs",
     "validation_every": "validate every N optimizer steps (0: only at the end; none without clips)",
     "validation_steps": "denoising steps of the validation predictions",
     "log_every": "log loss and learning rate to TensorBoard every N optimizer steps",
@@ -257,8 +349,13 @@ def resolve_config_path(name_or_path: str | os.PathLike[str]) -> Path:
 def load_config(
     name_or_path: str | os.PathLike[str] | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> TrainConfig:
-    """Load a YAML config (or the defaults) and apply ``key=value`` overrides in order."""
+    """Load a YAML config (or the defaults) and apply ``key=value`` overrides in order.
+
+    A refused value is reported with where it came from: ``--set rank=abc: config field rank=...``
+    for an override, the YAML file's path for a value set there.
+    """
     data: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     source = "<defaults>"
     if name_or_path is not None:
         path = resolve_config_path(name_or_path)
@@ -270,10 +367,12 @@ def load_config(
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping of config fields, got {type(loaded).__name__}")
         data.update(loaded)
+        origins.update({key: source for key in loaded})
     for item in overrides:
         key, value = parse_override(item)
         data[key] = value
-    return TrainConfig.from_dict(data, source=source)
+        origins[key] = f"--set {item}"
+    return TrainConfig.from_dict(data, source=source, origins=origins)
 
 
 def save_config(config: TrainConfig, path: str | os.PathLike[str]) -> Path:

@@ -16,7 +16,11 @@ import json
 import logging
 import math
 import os
+import signal
+import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +31,19 @@ import torch
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 
 from .adapters import attach_adapter, load_trainable_state, trainable_state
-from .checkpoints import find_resume_point, load_adapter_tensors, load_checkpoint, save_checkpoint
+from .checkpoints import (
+    RESUME_MUST_MATCH,
+    check_resume_matches,
+    checkpoint_path,
+    find_resume_point,
+    json_safe,
+    load_adapter_tensors,
+    load_checkpoint,
+    read_checkpoint_info,
+    run_identity,
+    same_value,
+    save_checkpoint,
+)
 from .config import TrainConfig, save_config
 from .data import CachedLatents, SampleOrder, load_clips
 from .lean_forward import install_lean_forward
@@ -55,6 +71,81 @@ class TrainResult:
     probe_loss_start: float
     probe_loss_end: float
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: True when output_dir held a run already trained to its last step: nothing was trained or written.
+    already_complete: bool = False
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; ``checkpoint`` (of ``step``) is where a re-run continues from.
+
+    After one Ctrl-C during the steps that is a checkpoint of the last finished step, written for it.
+    """
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(
+            f"training interrupted; its latest checkpoint (step {step}) is {checkpoint}. "
+            "Running again with the same config and resume=auto (the default) continues from it"
+        )
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+class _FirstInterrupt(KeyboardInterrupt):
+    """The first Ctrl-C, raised only inside :meth:`_StopRequest.interruptible` blocks."""
+
+
+class _StopRequest:
+    """While active, the first SIGINT asks the loop to stop at the end of the current step.
+
+    The step in progress is finished (never left half-applied to the optimizer), then a checkpoint
+    is written and :class:`TrainingInterrupted` raised. A further SIGINT aborts at once, except
+    within a second of the first: a terminal and a launcher (torchrun forwards the signal) can
+    deliver one Ctrl-C twice. Only installed in the main thread and where SIGINT is not ignored.
+    """
+
+    def __init__(self, announce: bool) -> None:
+        self.announce = announce
+        self.requested = False
+        self._first = 0.0
+        self._raise_first = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """Work that may stop mid-way (it changes no training state): the first SIGINT raises inside."""
+        self._raise_first = True
+        try:
+            yield
+        finally:
+            self._raise_first = False
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        now = time.monotonic()
+        if self.requested:
+            if now - self._first < 1.0:
+                return
+            raise KeyboardInterrupt
+        self.requested, self._first = True, now
+        if self.announce:  # os.write: print() may be mid-write on stderr (the progress bar) right now
+            os.write(
+                sys.stderr.fileno(),
+                b"\ncosmos-ros train: interrupt received; finishing this step and writing a checkpoint "
+                b"(Ctrl-C again to abort without it)\n",
+            )
+        if self._raise_first:
+            raise _FirstInterrupt
 
 
 @dataclass
@@ -173,8 +264,17 @@ def train(
 ) -> TrainResult:
     """Train an adapter as ``cfg`` says; return the losses and the adapter folder.
 
-    ``stop_after_steps`` ends the run early after writing a checkpoint (an interruption that a
-    later call with ``resume=auto`` continues from); no adapter folder is written then.
+    A run resumes from the latest checkpoint in ``output_dir`` (``resume=auto``) only when the
+    checkpoint was written with the same base model, dataset and training settings; otherwise a
+    ``ValueError`` names every field that differs. A run already trained to its last step is
+    complete: its adapter folder is left as it is (``already_complete`` in the result) and is
+    written from the last checkpoint only when missing or from another run. Metrics of a resumed
+    run cover the whole run (``probe_loss_start`` is the loss before its first step).
+
+    Ctrl-C (SIGINT) during the steps finishes the current step, writes a checkpoint of it and raises
+    :class:`TrainingInterrupted`. ``stop_after_steps`` ends the run early after writing a
+    checkpoint (an interruption that a later call with ``resume=auto`` continues from); no adapter
+    folder is written then.
     """
     from cosmos_ros.model import loading
     from cosmos_ros.model.fingerprint import model_fingerprint
@@ -204,11 +304,47 @@ def train(
     split = load_clips(cfg.dataset, cfg.num_frames, cfg.validation_clips)
     layout = loading.validate_model_dir(cfg.base_model)
     fingerprint = model_fingerprint(cfg.base_model)
-    transformer = loading.load_transformer(layout, dtype)
     if any(t.startswith("crossattn_proj") for t in cfg.target_modules):
         raise ValueError(
             "target_modules may not include crossattn_proj: its output is precomputed and cached"
         )
+    global_batch = cfg.batch_size * dist_info.world * cfg.gradient_accumulation
+    order = SampleOrder(len(split.train), global_batch, cfg.seed)
+    total_steps = cfg.max_steps if cfg.max_steps is not None else int(cfg.epochs) * order.steps_per_epoch
+    identity = run_identity(
+        cfg,
+        base_fingerprint=fingerprint,
+        dataset_manifest_sha256=split.manifest_sha256,
+        train_clip_ids=[c.clip_id for c in split.train],
+        global_batch=global_batch,
+    )
+
+    # ---- resume point: checked before anything expensive happens
+    resume_from = find_resume_point(output_dir, cfg.resume)
+    info: dict[str, Any] = {}
+    start_step = 0
+    if resume_from is not None:
+        info = read_checkpoint_info(resume_from)
+        check_resume_matches(resume_from, info, identity, output_dir)
+        start_step = int(info["step"])
+        if start_step > total_steps:
+            raise ValueError(
+                f"checkpoint {resume_from} is at step {start_step}, past this run's {total_steps} steps "
+                f"(max_steps={cfg.max_steps}, epochs={cfg.epochs}); set max_steps to at least {start_step}, "
+                "resume from an earlier checkpoint (--set resume=CHECKPOINT_FOLDER) or use a new output_dir"
+            )
+        if start_step == total_steps:
+            finished = _finished_run(output_dir, info, identity)
+            if finished is not None:
+                log.info(
+                    "run in %s is already complete (%d of %d steps); adapter %s left as it is",
+                    output_dir,
+                    start_step,
+                    total_steps,
+                    finished.adapter_dir,
+                )
+                return finished
+    transformer = loading.load_transformer(layout, dtype)
 
     # ---- precompute (main process first; the others then find everything cached)
     params = PreprocessParams(
@@ -255,21 +391,18 @@ def train(
     transformer.train()
 
     # ---- schedule
-    global_batch = cfg.batch_size * dist_info.world * cfg.gradient_accumulation
-    order = SampleOrder(len(train_data), global_batch, cfg.seed)
-    total_steps = cfg.max_steps if cfg.max_steps is not None else int(cfg.epochs) * order.steps_per_epoch
     optimizer = make_optimizer(trainable, cfg, device)
     scheduler = make_scheduler(optimizer, cfg, total_steps)
 
     # ---- resume
-    start_step = 0
     losses: list[float] = []
-    resume_from = find_resume_point(output_dir, cfg.resume)
+    step_times: list[float] = []
     if resume_from is not None:
         load_trainable_state(transformer, load_adapter_tensors(resume_from), str(resume_from))
-        ckpt = load_checkpoint(resume_from, optimizer, scheduler)
-        start_step = ckpt.step
-        losses = list(ckpt.info.get("losses", []))
+        load_checkpoint(resume_from, optimizer, scheduler)
+        losses = [math.nan if v is None else float(v) for v in info.get("losses", [])]
+        step_times = [float(v) for v in info.get("step_seconds", [])]
+        started_at = str(info.get("started_at") or started_at)
         log.info("resumed from %s at step %d", resume_from, start_step)
     if dist_info.main:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -300,106 +433,174 @@ def train(
         transformer.train()
         return value
 
-    probe_start = probe()
+    recorded_probe = info.get("probe_loss_start")
+    probe_start = float(recorded_probe) if isinstance(recorded_probe, (int, float)) else probe()
     validator = _Validator(cfg, layout, val_data, split.val, device, dtype, autocast) if split.val else None
 
     # ---- loop
     end_step = total_steps if stop_after_steps is None else min(total_steps, stop_after_steps)
     watch = Stopwatch(progress, "train", total_steps)
     val_metrics: dict[str, float] = {}
-    step_times: list[float] = []
-    for step in range(start_step, end_step):
-        t0 = time.perf_counter()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        for micro in range(cfg.gradient_accumulation):
-            positions = [
-                (micro * dist_info.world + dist_info.rank) * cfg.batch_size + i for i in range(cfg.batch_size)
-            ]
-            batch = _make_batch(cfg, order, train_data, step, positions, device, dtype)
-            with autocast():
-                pred = predict_velocity(transformer, batch.inputs, batch.text)
-            sample_losses = per_sample_loss(pred, batch.inputs)
-            (sample_losses.mean() / cfg.gradient_accumulation).backward()
-            loss_sum += sample_losses.detach().double().sum()
-        grads = [p.grad for p in trainable if p.grad is not None]
-        if dist_info.world > 1:
-            _allreduce_mean(grads, dist_info.world)
-            torch.distributed.all_reduce(loss_sum)
-        grad_norm = (
-            float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
-            if cfg.max_grad_norm > 0
-            else 0.0
-        )
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        loss = float(loss_sum) / global_batch
-        losses.append(loss)
-        done = step + 1
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        step_times.append(time.perf_counter() - t0)
-        lr = scheduler.get_last_lr()[0]
-        watch.report(done, loss=loss, step_s=step_times[-1], lr=lr)
-        if writer is not None and (done % cfg.log_every == 0 or done == end_step):
-            writer.add_scalar("train/loss", loss, done)
-            writer.add_scalar("train/lr", lr, done)
-            writer.add_scalar("train/grad_norm", grad_norm, done)
-            writer.add_scalar("train/step_seconds", step_times[-1], done)
-        if (
-            validator is not None
-            and cfg.validation_every
-            and done % cfg.validation_every == 0
-            and done < end_step
-        ):
-            val_metrics = validator.run(transformer, done, writer, output_dir)
-        if done % cfg.checkpoint_every == 0 or done == end_step:
-            if dist_info.main:
-                epoch, within = divmod(done, order.steps_per_epoch)
-                save_checkpoint(
-                    output_dir,
-                    done,
-                    trainable_state(transformer),
-                    optimizer,
-                    scheduler,
-                    {
-                        "epoch": epoch,
-                        "step_in_epoch": within,
-                        "losses": losses,
-                        "base_fingerprint": fingerprint,
-                    },
-                    cfg.keep_checkpoints,
-                )
-            if dist_info.world > 1:
-                torch.distributed.barrier()
+    stop = _StopRequest(announce=dist_info.main)
+    last_checkpoint = (start_step, resume_from) if resume_from is not None else None
 
-    steps_done = max(end_step, start_step)
-    probe_end = probe()
-    if stop_after_steps is not None and steps_done < total_steps:
+    def write_checkpoint(done: int) -> Path:
+        if dist_info.main:
+            epoch, within = divmod(done, order.steps_per_epoch)
+            save_checkpoint(
+                output_dir,
+                done,
+                trainable_state(transformer),
+                optimizer,
+                scheduler,
+                {
+                    "epoch": epoch,
+                    "step_in_epoch": within,
+                    "losses": losses,
+                    "step_seconds": step_times,
+                    "probe_loss_start": probe_start,
+                    "started_at": started_at,
+                    "base_fingerprint": fingerprint,
+                    "run": identity,
+                },
+                cfg.keep_checkpoints,
+            )
+        if dist_info.world > 1:
+            torch.distributed.barrier()
+        return checkpoint_path(output_dir, done)
+
+    try:
+        with stop:
+            for step in range(start_step, end_step):
+                t0 = time.perf_counter()
+                loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+                for micro in range(cfg.gradient_accumulation):
+                    positions = [
+                        (micro * dist_info.world + dist_info.rank) * cfg.batch_size + i
+                        for i in range(cfg.batch_size)
+                    ]
+                    batch = _make_batch(cfg, order, train_data, step, positions, device, dtype)
+                    with autocast():
+                        pred = predict_velocity(transformer, batch.inputs, batch.text)
+                    sample_losses = per_sample_loss(pred, batch.inputs)
+                    (sample_losses.mean() / cfg.gradient_accumulation).backward()
+                    loss_sum += sample_losses.detach().double().sum()
+                grads = [p.grad for p in trainable if p.grad is not None]
+                stopping = stop.requested
+                if dist_info.world > 1:
+                    _allreduce_mean(grads, dist_info.world)
+                    # The stop request rides along with the loss, so every process stops after the same step.
+                    flag = torch.tensor(float(stopping), dtype=torch.float64, device=device)
+                    flags = torch.stack([loss_sum, flag])
+                    torch.distributed.all_reduce(flags)
+                    loss_sum, stopping = flags[0], bool(flags[1] > 0)
+                grad_norm = (
+                    float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
+                    if cfg.max_grad_norm > 0
+                    else 0.0
+                )
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                loss = float(loss_sum) / global_batch
+                losses.append(loss)
+                done = step + 1
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                step_times.append(time.perf_counter() - t0)
+                if dist_info.world == 1:
+                    stopping = stop.requested
+                lr = scheduler.get_last_lr()[0]
+                watch.report(done, loss=loss, step_s=step_times[-1], lr=lr)
+                if writer is not None and (done % cfg.log_every == 0 or done == end_step):
+                    writer.add_scalar("train/loss", loss, done)
+                    writer.add_scalar("train/lr", lr, done)
+                    writer.add_scalar("train/grad_norm", grad_norm, done)
+                    writer.add_scalar("train/step_seconds", step_times[-1], done)
+                if (
+                    validator is not None
+                    and cfg.validation_every
+                    and done % cfg.validation_every == 0
+                    and done < end_step
+                    and not stopping
+                ):
+                    # Validation changes no training state, so (single process) Ctrl-C may cut it short.
+                    try:
+                        with stop.interruptible() if dist_info.world == 1 else contextlib.nullcontext():
+                            val_metrics = validator.run(transformer, done, writer, output_dir)
+                    except _FirstInterrupt:
+                        stopping = True
+                if done % cfg.checkpoint_every == 0 or done == end_step or stopping:
+                    last_checkpoint = (done, write_checkpoint(done))
+                if stopping:
+                    raise TrainingInterrupted(*last_checkpoint)
+
+        steps_done = max(end_step, start_step)
+        probe_end = probe()
+        if stop_after_steps is not None and steps_done < total_steps:
+            return TrainResult(None, losses, steps_done, probe_start, probe_end)
+
+        if validator is not None:
+            val_metrics = validator.run(transformer, steps_done, writer, output_dir)
+        metrics: dict[str, Any] = {
+            "steps": steps_done,
+            "final_loss": float(sum(losses[-10:]) / len(losses[-10:])) if losses else None,
+            "probe_loss_start": probe_start,
+            "probe_loss_end": probe_end,
+            "median_step_seconds": float(sorted(step_times)[len(step_times) // 2]) if step_times else None,
+            "train_clips": len(train_data),
+            "world_size": dist_info.world,
+            **val_metrics,
+        }
+        metrics = json_safe(json.loads(json.dumps(metrics, default=float)))
+        adapter_dir = None
+        if dist_info.main:
+            adapter_dir = _write_output(cfg, transformer, fingerprint, split, metrics, started_at, output_dir)
+    except KeyboardInterrupt as exc:
+        # An abort (second Ctrl-C) or a Ctrl-C after the steps: still say which checkpoint a re-run uses.
+        if isinstance(exc, TrainingInterrupted) or last_checkpoint is None:
+            raise
+        raise TrainingInterrupted(last_checkpoint[0], last_checkpoint[1]) from exc
+    finally:
         if writer is not None:
             writer.close()
-        return TrainResult(None, losses, steps_done, probe_start, probe_end)
-
-    if validator is not None:
-        val_metrics = validator.run(transformer, steps_done, writer, output_dir)
-    metrics: dict[str, Any] = {
-        "steps": steps_done,
-        "final_loss": float(sum(losses[-10:]) / max(1, len(losses[-10:]))) if losses else math.nan,
-        "probe_loss_start": probe_start,
-        "probe_loss_end": probe_end,
-        "median_step_seconds": float(sorted(step_times)[len(step_times) // 2]) if step_times else math.nan,
-        "train_clips": len(train_data),
-        "world_size": dist_info.world,
-        **val_metrics,
-    }
-    adapter_dir = None
-    if dist_info.main:
-        adapter_dir = _write_output(cfg, transformer, fingerprint, split, metrics, started_at, output_dir)
-    if writer is not None:
-        writer.close()
     if dist_info.world > 1:
         torch.distributed.barrier()
     return TrainResult(adapter_dir, losses, steps_done, probe_start, probe_end, metrics)
+
+
+def _finished_run(output_dir: Path, info: dict[str, Any], identity: dict[str, Any]) -> TrainResult | None:
+    """The result of a run already trained to its last step whose adapter folder is in place, else None.
+
+    The adapter must say it was trained for the checkpoint's steps on the same base, dataset and
+    settings; anything else (missing, unreadable, from another run) means it is written again.
+    """
+    from cosmos_ros.model.adapter_folder import WEIGHTS_NAME, read_adapter_metadata
+
+    folder = output_dir / "adapter"
+    try:
+        meta = read_adapter_metadata(folder)
+    except (ValueError, OSError):
+        return None
+    if meta is None or not (folder / WEIGHTS_NAME).is_file():
+        return None
+    metrics = dict(meta.metrics)
+    step = int(info["step"])
+    if (
+        metrics.get("steps") != step
+        or meta.base_fingerprint != identity["base_fingerprint"]
+        or meta.dataset_manifest_sha256 != identity["dataset_manifest_sha256"]
+        or not all(same_value(meta.training_config.get(name), identity[name]) for name in RESUME_MUST_MATCH)
+    ):
+        return None
+    losses = [math.nan if v is None else float(v) for v in info.get("losses", [])]
+
+    def number(name: str) -> float:
+        value = metrics.get(name)
+        return float(value) if isinstance(value, (int, float)) else math.nan
+
+    probe_start, probe_end = number("probe_loss_start"), number("probe_loss_end")
+    return TrainResult(folder, losses, step, probe_start, probe_end, metrics, already_complete=True)
 
 
 @dataclass
@@ -528,7 +729,7 @@ def _write_output(
         dataset_path=str(split.root),
         training_config=cfg.to_dict(),
         code_version=code_version(),
-        metrics=json.loads(json.dumps(metrics, default=float)),
+        metrics=json_safe(json.loads(json.dumps(metrics, default=float))),
         started_at=started_at,
         finished_at=datetime.now(timezone.utc).isoformat(),
     )

@@ -1,0 +1,264 @@
+"""Resume safety of the trainer on the tiny model (CPU): what a checkpoint must share with the run
+resuming it, config errors that name the field and its origin, re-running a finished run, and
+Ctrl-C writing a checkpoint of the current step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cosmos_ros.training.checkpoints import RESUME_MAY_CHANGE, RESUME_MUST_MATCH
+from cosmos_ros.training.config import TrainConfig, load_config
+from cosmos_ros.training.loop import train
+from train_helpers import make_plain_dataset, one_thread, tiny_overrides
+
+_threads = pytest.fixture(autouse=True)(one_thread)
+
+FAST = {"validation_clips": 0, "checkpoint_every": 3}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from cosmos_ros.model.tiny import make_tiny_model
+
+    root = tmp_path_factory.mktemp("resume_checks")
+    base = make_tiny_model(root / "base", seed=0)
+    other_base = make_tiny_model(root / "base_other", seed=1)
+    data = make_plain_dataset(root / "data", clips=3)
+    other_data = make_plain_dataset(root / "data_other", clips=4)
+    return root, base, other_base, data, other_data
+
+
+def _overrides(world, name: str, **extra: object) -> list[str]:
+    root, base, _, data, _ = world
+    items = {**FAST, **extra}
+    base, data = items.pop("base_model", base), items.pop("dataset", data)
+    return tiny_overrides(base, data, root / name, root / "cache", **items)
+
+
+def _cfg(world, name: str, **extra: object) -> TrainConfig:
+    return load_config("tiny_cpu", _overrides(world, name, **extra))
+
+
+def _strict_json(path: Path) -> dict:
+    """Parse as strict JSON: NaN / Infinity are refused (Python's json accepts them by default)."""
+
+    def refuse(token: str) -> None:
+        raise ValueError(f"{path} holds {token}, which is not JSON")
+
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+# ------------------------------------------------------------------------------ 1. resume must match
+def test_every_config_field_is_classified_for_resume():
+    fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    assert set(RESUME_MUST_MATCH) | set(RESUME_MAY_CHANGE) == fields
+    assert not set(RESUME_MUST_MATCH) & set(RESUME_MAY_CHANGE)
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(world):
+    root, _, other_base, _, other_data = world
+    first = train(_cfg(world, "refuse", max_steps=3))
+    ckpt = root / "refuse" / "checkpoints" / "step_00000003"
+    before = (ckpt / "state.json").read_text()
+    adapter_before = (first.adapter_dir / "adapter_metadata.json").read_text()
+
+    def refused(**extra: object) -> str:
+        items = _overrides(world, "refuse", max_steps=6, **extra)
+        with pytest.raises(ValueError, match="cannot resume from checkpoint") as info:
+            train(load_config("tiny_cpu", items))
+        message = str(info.value)
+        assert str(ckpt) in message and "--set output_dir=" in message
+        return message
+
+    message = refused(base_model=other_base)
+    assert re.search(
+        r"base_fingerprint \(of base_model\): checkpoint 'sha256:\w+', now 'sha256:\w+'", message
+    )
+    message = refused(dataset=other_data)
+    assert "dataset_manifest_sha256 (of dataset): checkpoint" in message
+    assert "train_clips (from dataset and validation_clips): checkpoint '3 clips" in message
+    assert "rank: checkpoint 8, now 16" in refused(rank=16)
+    message = refused(adapter_type="dora", alpha=4, seed=1, target_modules="[to_q]")
+    for line in (
+        "adapter_type: checkpoint 'lora', now 'dora'",
+        "alpha: checkpoint 8.0, now 4.0",
+        "seed: checkpoint 0, now 1",
+        "target_modules: checkpoint ['to_q', 'to_k', 'to_v', 'to_out.0', 'ff.net.0.proj', 'ff.net.2'], "
+        "now ['to_q']",
+    ):
+        assert line in message
+    assert "global_batch (batch_size x processes x gradient_accumulation): checkpoint 1, now 2" in refused(
+        batch_size=2
+    )
+    # nothing of the refused runs was written
+    assert (ckpt / "state.json").read_text() == before
+    assert (first.adapter_dir / "adapter_metadata.json").read_text() == adapter_before
+
+    # what may change on resume: length, intervals, logging; and the same global batch split otherwise
+    resumed = train(_cfg(world, "refuse", max_steps=5, checkpoint_every=2, log_every=1, validation_every=2))
+    assert resumed.steps_done == 5 and resumed.losses[:3] == first.losses
+
+
+def test_old_checkpoint_of_another_rank_is_refused_by_name_not_by_a_tensor_error(world):
+    """A checkpoint from before identities were recorded: the adapter shapes still get a clear error."""
+    root = world[0]
+    train(_cfg(world, "old_ckpt", max_steps=3))
+    info_file = root / "old_ckpt" / "checkpoints" / "step_00000003" / "state.json"
+    info = json.loads(info_file.read_text())
+    info.pop("run", None)
+    info_file.write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=r"other shapes than this run's adapter .*another rank"):
+        train(_cfg(world, "old_ckpt", max_steps=6, rank=16))
+
+
+# ------------------------------------------------------------------------------ 2. + 5. config errors
+def test_config_errors_name_the_field_and_where_its_value_came_from(tmp_path, capsys):
+    from cosmos_ros.cli import main
+
+    assert main(["train", "--config", "tiny_cpu", "--set", "rank=abc"]) == 1
+    err = capsys.readouterr().err
+    assert "--set rank=abc: config field rank='abc' is invalid; accepted: an integer" in err
+    assert "tiny_cpu.yaml" not in err and "invalid literal" not in err
+    with pytest.raises(ValueError, match=r"^--set height=60: config field height=60 .*multiple of 16"):
+        load_config("tiny_cpu", ["height=60"])
+    with pytest.raises(ValueError, match=r"^--set num_frames=8: config field num_frames=8 .*4k\+1"):
+        load_config("tiny_cpu", ["num_frames=8"])
+    with pytest.raises(ValueError, match=r"^--set alpha=big: .*accepted: a number"):
+        load_config("tiny_cpu", ["alpha=big"])
+    yaml_file = tmp_path / "mine.yaml"
+    yaml_file.write_text("rank: abc\nnum_frames: 9\n")
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(yaml_file))}: config field rank='abc'"):
+        load_config(yaml_file)
+    with pytest.raises(ValueError, match=r"^--set rank=1.5: config field rank=1.5"):
+        load_config(yaml_file, ["rank=1.5"])
+
+
+def test_num_frames_error_lists_only_values_the_config_accepts(world):
+    with pytest.raises(ValueError) as info:
+        load_config("tiny_cpu", ["num_frames=5"])
+    message = str(info.value)
+    accepted = message.split("accepted: ", 1)[1]
+    assert accepted.startswith("9, 13, ..., 93") and "cond_frame_probs" in accepted
+    # the value the message offers as the way out really trains
+    result = train(_cfg(world, "five_frames", num_frames=5, cond_frame_probs="[1, 0]", max_steps=1))
+    assert result.steps_done == 1 and math.isfinite(result.losses[0])
+    with pytest.raises(ValueError) as info:
+        load_config("tiny_cpu", ["num_frames=1", "cond_frame_probs=[1, 0]"])
+    assert str(info.value).split("accepted: ", 1)[1].startswith("5, 9, ..., 93")
+
+
+# ------------------------------------------------------------------------------ 3. re-running a finished run
+def test_rerunning_a_finished_run_leaves_its_adapter_and_metrics(world, capsys):
+    from cosmos_ros.cli import main
+
+    root = world[0]
+    cfg = _cfg(world, "rerun", max_steps=3, validation_clips=1)
+    first = train(cfg)
+    meta_file = first.adapter_dir / "adapter_metadata.json"
+    weights = first.adapter_dir / "pytorch_lora_weights.safetensors"
+    meta_text, weights_bytes = meta_file.read_text(), weights.read_bytes()
+    first_meta = _strict_json(meta_file)
+
+    again = train(cfg)
+    assert _strict_json(meta_file) == first_meta  # was rewritten with "median_step_seconds": NaN
+    assert meta_file.read_text() == meta_text and weights.read_bytes() == weights_bytes
+    assert again.already_complete and again.adapter_dir == first.adapter_dir and again.steps_done == 3
+    assert again.probe_loss_start == first.probe_loss_start and again.losses == first.losses
+    argv = ["train", "--config", "tiny_cpu", "--no-progress"]
+    for item in _overrides(world, "rerun", max_steps=3, validation_clips=1):
+        argv += ["--set", item]
+    assert main(argv) == 0
+    assert "run already complete" in capsys.readouterr().out
+    assert meta_file.read_text() == meta_text
+
+    # the adapter lost after the last checkpoint: written again from it, with the original run's metrics
+    shutil.rmtree(first.adapter_dir)
+    rebuilt = train(cfg)
+    assert not rebuilt.already_complete
+    meta = _strict_json(meta_file)
+    assert weights.read_bytes() == weights_bytes
+    for key in ("probe_loss_start", "probe_loss_end", "final_loss", "median_step_seconds", "steps"):
+        assert meta["metrics"][key] == first_meta["metrics"][key], key
+    assert meta["started_at"] == first_meta["started_at"]
+
+    with pytest.raises(ValueError, match=r"at step 3, past this run's 2 steps .*max_steps to at least 3"):
+        train(_cfg(world, "rerun", max_steps=2, validation_clips=1))
+    assert (root / "rerun" / "adapter").is_dir()
+
+
+def test_metrics_json_is_strict_and_cover_the_whole_resumed_run(world):
+    straight = train(_cfg(world, "metrics_straight", max_steps=5))
+    cfg = _cfg(world, "metrics_resumed", max_steps=5)
+    train(cfg, stop_after_steps=2)
+    resumed = train(cfg)
+    assert resumed.probe_loss_start == straight.probe_loss_start  # the loss before step 1, not at step 2
+    meta = _strict_json(resumed.adapter_dir / "adapter_metadata.json")
+    assert meta["metrics"]["probe_loss_start"] == straight.probe_loss_start
+    assert meta["metrics"]["steps"] == 5 and meta["metrics"]["median_step_seconds"] > 0
+    state = _strict_json(Path(cfg.output_dir) / "checkpoints" / "step_00000005" / "state.json")
+    assert len(state["step_seconds"]) == 5 and state["losses"] == straight.losses
+
+
+# ------------------------------------------------------------------------------ 4. Ctrl-C
+def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_how_to_resume(world, tmp_path):
+    root = world[0]
+    out = root / "sigint"
+    items = _overrides(world, "sigint", max_steps=1000, checkpoint_every=500)
+    cmd = [sys.executable, "-m", "cosmos_ros.cli", "train", "--config", "tiny_cpu"]
+    for item in items:
+        cmd += ["--set", item]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
+        # a shell may start background jobs with SIGINT ignored; the child must get it as from a terminal
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    seen = b""
+    try:
+        while True:
+            chunk = proc.stderr.read1(65536)
+            assert chunk, f"trainer ended before it was interrupted: {seen.decode(errors='replace')[-3000:]}"
+            seen += chunk
+            steps = [int(n) for n in re.findall(rb"train:[^\r\n]*?\|\s*(\d+)/1000", seen)]
+            if steps and steps[-1] >= 3:
+                proc.send_signal(signal.SIGINT)
+                break
+        _, rest = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    err = (seen + rest).decode(errors="replace")
+    assert proc.returncode == 130, err[-3000:]
+    ckpts = sorted((out / "checkpoints").iterdir())
+    assert len(ckpts) == 1, ckpts  # only the interrupt's checkpoint (checkpoint_every=500)
+    state = _strict_json(ckpts[0] / "state.json")
+    saved = state["step"]
+    assert saved >= 3 and ckpts[0].name == f"step_{saved:08d}" and len(state["losses"]) == saved
+    assert f"checkpoint of step {saved}: {ckpts[0]}" in err
+    command = err.split("resume with:\n", 1)[1].strip().splitlines()[0]
+    words = shlex.split(command)
+    assert words[:4] == ["cosmos-ros", "train", "--config", "tiny_cpu"]
+    assert [w for w in words[4:] if w != "--set"] == items
+
+    # resuming continues from the saved step, exactly as an uninterrupted run would have trained
+    resumed = train(_cfg(world, "sigint", max_steps=saved + 2, checkpoint_every=500))
+    assert resumed.steps_done == saved + 2 and resumed.losses[:saved] == state["losses"]
+    straight = train(_cfg(world, "sigint_straight", max_steps=saved + 2, checkpoint_every=500))
+    assert resumed.losses == straight.losses
