@@ -193,7 +193,71 @@ def test_cli_predict_from_ros2_bag(tiny_model_dir, tmp_path, capsys):
     assert json.loads(out.with_suffix(".json").read_text())["settings"]["conditioning_frames"] == 1
     capsys.readouterr()
     assert main([*args, "--bag-index", "6"]) == 1
-    assert "fewer than 7 image messages" in capsys.readouterr().err
+    assert (
+        "topic /camera/image_raw has 6 image message(s); --bag-index accepts 0..5" in capsys.readouterr().err
+    )
+    wrong = _predict_args(tiny_model_dir, ["--bag", str(bag), "--topic", "/wrong"], out)
+    assert main(wrong) == 1
+    assert "no image topic /wrong; image topics in the bag (messages): /camera/image_raw (6)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_cli_predict_checks_its_output_and_options_before_the_model_loads(
+    tiny_model_dir, tmp_path, capsys, monkeypatch
+):
+    import cv2
+
+    from cosmos_ros.cli import main
+    from cosmos_ros.model.runtime import CosmosRuntime
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model loaded although the arguments were invalid")
+
+    monkeypatch.setattr(CosmosRuntime, "load", refuse)
+    img = tmp_path / "cam.png"
+    cv2.imwrite(str(img), camera_frame(40, 60))
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    cases = [
+        (_predict_args(tiny_model_dir, ["--image", str(img)], folder), "is a folder"),
+        (_predict_args(tiny_model_dir, ["--image", str(img)], tmp_path / "p.avi"), "ending in .mp4"),
+        (
+            [*_predict_args(tiny_model_dir, ["--image", str(img)], tmp_path / "p.mp4"), "--steps", "0"],
+            "steps",
+        ),
+        ([*_predict_args(tiny_model_dir, ["--image", str(img)], tmp_path / "p.mp4"), "--height", "60"], "16"),
+    ]
+    for args, needle in cases:
+        assert main(args) == 1
+        assert needle in capsys.readouterr().err
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob("*_first.png"))
+
+
+def test_cli_predict_takes_a_registry_reference(tiny_model_dir, tmp_path, capsys):
+    import cv2
+    from eval_helpers import make_tiny_adapter
+
+    from cosmos_ros.cli import main
+    from cosmos_ros.registry import open_registry
+
+    with open_registry(tmp_path / "registry") as registry:
+        ref = registry.register(
+            make_tiny_adapter(tiny_model_dir, tmp_path / "adapter", seed=1), "arm"
+        ).adapter_id
+    img = tmp_path / "cam.png"
+    cv2.imwrite(str(img), camera_frame(40, 60))
+    out = tmp_path / "ref.mp4"
+    args = [
+        *_predict_args(tiny_model_dir, ["--image", str(img)], out),
+        "--registry",
+        str(tmp_path / "registry"),
+    ]
+    assert main([*args, "--adapter", "arm@1"]) == 0, capsys.readouterr().err
+    assert f"adapter {ref} (draft)" in capsys.readouterr().out
+    assert json.loads(out.with_suffix(".json").read_text())["adapter_id"] == ref
+    assert main([*args, "--adapter", "nosuch@1"]) == 1
+    assert "--adapter nosuch@1 (registry" in capsys.readouterr().err
 
 
 def test_cli_bag_frame_removes_row_padding(tmp_path):
@@ -234,5 +298,6 @@ def test_cli_predict_reports_out_of_memory(tiny_model_dir, tmp_path, capsys, mon
     out = tmp_path / "oom.mp4"
     assert main(_predict_args(tiny_model_dir, ["--image", str(img)], out)) == 1
     err = capsys.readouterr().err
+    assert not out.with_name("oom_first.png").exists()
     assert "out of accelerator memory" in err and "--preset preview" in err and "Traceback" not in err
     assert not out.exists()

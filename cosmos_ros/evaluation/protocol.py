@@ -17,7 +17,6 @@ import itertools
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -169,7 +168,7 @@ def _adapter_label(path: Path) -> str:
     return path.parent.name if path.name == "adapter" and path.parent.name else path.name
 
 
-def _load_rows(rt: Any, config: EvalConfig, tmp: Path) -> list[_Row]:
+def _load_rows(rt: Any, config: EvalConfig) -> list[_Row]:
     rows = [_Row(RowInfo(BASE_ROW, "base", rt.fingerprint), None)]
     registry = None
     for index, ref in enumerate(config.adapters):
@@ -201,9 +200,8 @@ def _load_rows(rt: Any, config: EvalConfig, tmp: Path) -> list[_Row]:
                 ref, base_fingerprint=rt.fingerprint, allow_unapproved=True
             )
             record = loadable.record
-            weights = tmp / f"{_safe(record.adapter_id)}.safetensors"
-            weights.write_bytes(loadable.read_verified_bytes())  # re-checks the artifact hash
-            rt.load_adapter(runtime_name, weights, adapter_id=record.adapter_id)
+            with loadable.verified_file() as weights:  # the bytes whose hash was just checked
+                rt.load_adapter(runtime_name, weights, adapter_id=record.adapter_id)
             info = RowInfo(
                 name=record.adapter_id,
                 kind="adapter",
@@ -260,8 +258,7 @@ def run_evaluation(
         runtime = CosmosRuntime.load(
             config.model, device=config.device, dtype=config.dtype, safety_checker=config.safety_checker
         )
-    with tempfile.TemporaryDirectory(prefix="cosmos_ros_eval_") as tmp:
-        rows = _load_rows(runtime, config, Path(tmp))
+    rows = _load_rows(runtime, config)
     out.mkdir(parents=True, exist_ok=True)  # only now: a run refused above leaves no empty folder
     try:
         return _run(

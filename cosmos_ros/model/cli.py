@@ -51,8 +51,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--bag-index", type=int, default=0, help=f"which message of --topic to use {_D}")
     p.add_argument("--prompt", required=True, help="what should happen in the video")
     p.add_argument("--negative-prompt", default=None, help="(default: the pipeline's stock negative prompt)")
-    p.add_argument("--adapter", help="LoRA/DoRA adapter folder or .safetensors file (default: base model)")
-    p.add_argument("-o", "--output", required=True, help="output .mp4 path")
+    p.add_argument(
+        "--adapter",
+        help="LoRA/DoRA adapter folder or .safetensors file, or a registry reference NAME[@VERSION|@status] "
+        "(any status; its hash and base are checked) (default: base model)",
+    )
+    p.add_argument(
+        "--registry",
+        metavar="DIR",
+        default=None,
+        help="registry for --adapter references "
+        "(default: $COSMOS_ROS_REGISTRY or ~/.cache/cosmos_ros/registry)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="output .mp4 path (its folder is created if missing)"
+    )
     p.add_argument("--preset", default="full", choices=["full", "full-720p", "preview"], help=_D)
     p.add_argument("--num-frames", type=int, default=None, help="4k+1 frames (default: from preset)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: from preset)")
@@ -121,15 +134,24 @@ def _bag_frame(bag: Path, topic: str | None, index: int):
     from cosmos_ros.media.ros_image import message_to_rgb
 
     image_types = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
+    if index < 0:
+        raise CliError(f"--bag-index must be >= 0, got {index}")
     try:
         with AnyReader([bag]) as reader:
-            conns = [c for c in reader.connections if c.msgtype in image_types]
-            if topic:
-                conns = [c for c in conns if c.topic == topic]
+            images = [c for c in reader.connections if c.msgtype in image_types]
+            conns = [c for c in images if c.topic == topic] if topic else images
             if not conns:
-                raise CliError(f"{bag}: no image topic {topic or ''} found")
+                listed = ", ".join(sorted({f"{c.topic} ({c.msgcount})" for c in images})) or "none"
+                wanted = f"image topic {topic}" if topic else "image topic"
+                raise CliError(f"{bag}: no {wanted}; image topics in the bag (messages): {listed}")
             if not topic:
                 conns = [max(conns, key=lambda c: c.msgcount)]
+            count = sum(c.msgcount for c in conns)
+            if index >= count:
+                raise CliError(
+                    f"{bag}: topic {conns[0].topic} has {count} image message(s); --bag-index accepts "
+                    f"0..{count - 1}, got {index}"
+                )
             for i, (conn, _, raw) in enumerate(reader.messages(connections=conns)):
                 if i == index:
                     msg = reader.deserialize(raw, conn.msgtype)
@@ -138,7 +160,7 @@ def _bag_frame(bag: Path, topic: str | None, index: int):
         raise
     except Exception as exc:
         raise CliError(f"cannot read {bag}: {exc}") from exc
-    raise CliError(f"{bag}: topic has fewer than {index + 1} image messages")
+    raise CliError(f"{bag}: topic {conns[0].topic} ended before message {index}")
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -147,11 +169,23 @@ def _predict(args: argparse.Namespace) -> int:
 
     from cosmos_ros.atomic import atomic_write_text
     from cosmos_ros.model.loading import ModelDirectoryError
-    from cosmos_ros.model.runtime import CosmosRuntime
+    from cosmos_ros.model.runtime import CosmosRuntime, check_settings
 
+    output = _check_output(Path(args.output))
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise CliError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
     dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    try:  # everything that can be checked without the model, before the minute it takes to load
+        check_settings(
+            args.model, args.preset, num_frames=args.num_frames, steps=args.steps, height=args.height,
+            width=args.width, fit=args.fit, seed=args.seed,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as exc:
+        raise CliError(str(exc)) from exc
     frames = _load_frames(args)
+    is_ref = args.adapter and not Path(args.adapter).expanduser().exists()
+    adapter = _registry_adapter(args) if is_ref else None
     try:
         rt = CosmosRuntime.load(args.model, device=device, dtype=dtype, safety_checker=args.safety_checker,
                                 prompt_cache_dir=args.prompt_cache, cpu_offload=args.cpu_offload,
@@ -159,8 +193,8 @@ def _predict(args: argparse.Namespace) -> int:
     except (ModelDirectoryError, RuntimeError, ValueError) as exc:
         raise CliError(str(exc)) from exc
     try:
-        result = _run_prediction(rt, frames, args)
-        out = result.save(args.output)
+        result = _run_prediction(rt, frames, args, adapter)
+        out = result.save(output)
         atomic_write_text(out.with_suffix(".json"), json.dumps(result.metadata, indent=2, default=str))
     finally:
         rt.close()
@@ -168,15 +202,57 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_prediction(rt: CosmosRuntime, frames: list, args: argparse.Namespace) -> PredictionResult:
-    """``rt.predict`` with the CLI's arguments; expected failures become one-line CliErrors."""
+def _check_output(path: Path) -> Path:
+    """The mp4 path, checked before any work: a folder or another suffix would fail only at the end."""
+    path = path.expanduser()
+    if path.is_dir() or str(path).endswith(os.sep):
+        raise CliError(f"-o {path} is a folder; give the video's file name, e.g. {path / 'prediction.mp4'}")
+    if path.suffix.lower() != ".mp4":
+        raise CliError(f"-o {path}: the output is an H.264 mp4; give a path ending in .mp4")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _registry_adapter(args: argparse.Namespace):
+    """Resolve --adapter as a registry reference against this base, before the model loads."""
+    from cosmos_ros.model.fingerprint import model_fingerprint
+    from cosmos_ros.registry import RegistryError, default_registry_path, open_registry
+
+    registry = Path(args.registry).expanduser() if args.registry else default_registry_path()
+    if not registry.is_dir():
+        raise CliError(
+            f"--adapter {args.adapter}: no such file or folder, and no registry at {registry} to look it "
+            "up in (give an adapter folder / .safetensors file, or --registry DIR)"
+        )
+    try:
+        base = model_fingerprint(args.model)
+        with open_registry(registry) as reg:
+            loadable = reg.resolve_for_loading(args.adapter, base_fingerprint=base, allow_unapproved=True)
+    except (RegistryError, FileNotFoundError, ValueError) as exc:
+        raise CliError(f"--adapter {args.adapter} (registry {registry}): {exc}") from exc
+    record = loadable.record
+    print(f"adapter {record.adapter_id} ({record.status}) from registry {registry}")
+    return loadable
+
+
+def _run_prediction(
+    rt: CosmosRuntime, frames: list, args: argparse.Namespace, registry_adapter=None
+) -> PredictionResult:
+    """``rt.predict`` with the CLI's arguments; expected failures become one-line CliErrors.
+
+    ``registry_adapter``: a resolved registry record (``LoadableAdapter``) for --adapter; its bytes
+    are re-verified as they are read.
+    """
     from cosmos_ros.model.adapters import AdapterIncompatible
     from cosmos_ros.model.runtime import PredictionOutOfMemory
     from cosmos_ros.progress import TqdmProgress
 
     progress = TqdmProgress(unit="step")
     try:
-        if args.adapter:
+        if registry_adapter is not None:
+            with registry_adapter.verified_file() as weights:
+                rt.load_adapter("adapter", weights, adapter_id=registry_adapter.record.adapter_id)
+        elif args.adapter:
             rt.load_adapter("adapter", args.adapter)
         return rt.predict(
             frames, args.prompt, adapter="adapter" if args.adapter else None, num_frames=args.num_frames,

@@ -84,9 +84,10 @@ class PredictionResult:
         from cosmos_ros.media.video import write_png, write_video
 
         path = Path(path)
+        video = write_video(path, self.frames, self.fps)  # first: a failed video leaves no stray stills
         write_png(path.with_name(f"{path.stem}_first.png"), self.frames[0])
         write_png(path.with_name(f"{path.stem}_last.png"), self.frames[-1])
-        return write_video(path, self.frames, self.fps)
+        return video
 
 
 class CosmosRuntime:

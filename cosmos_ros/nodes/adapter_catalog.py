@@ -19,8 +19,8 @@ are read for loading (as the evaluation protocol does), so a blob swapped after 
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -56,21 +56,19 @@ def verified_weights(resolved: ResolvedAdapter) -> Iterator[Path]:
     """The path to load ``resolved`` from; registry artifacts are re-verified at this moment.
 
     The registry checked the artifact's hash in ``resolve``; loading ``weights`` later would read
-    whatever lies there by then. So registry bytes are read once through ``read_verified_bytes``
-    into a private temporary file (removed on exit), like cosmos_ros/evaluation/protocol.py does.
+    whatever lies there by then. So the load reads ``LoadableAdapter.verified_file``: a private copy
+    of exactly the bytes whose hash was checked (removed on exit).
     """
     if resolved.loadable is None:
         yield resolved.weights
         return
     from cosmos_ros.registry.records import RegistryError
 
-    try:
-        data = resolved.loadable.read_verified_bytes()
-    except (RegistryError, OSError) as exc:
-        raise AdapterRejected(f"adapter {resolved.adapter_id} refused: {exc}") from exc
-    with tempfile.TemporaryDirectory(prefix="cosmos_ros_adapter_") as tmp:
-        path = Path(tmp) / "weights.safetensors"
-        path.write_bytes(data)
+    with contextlib.ExitStack() as stack:
+        try:  # only the copy's own check becomes a rejection, not errors of the caller's load
+            path = stack.enter_context(resolved.loadable.verified_file())
+        except (RegistryError, OSError) as exc:
+            raise AdapterRejected(f"adapter {resolved.adapter_id} refused: {exc}") from exc
         yield path
 
 

@@ -12,7 +12,10 @@ may load adapters that are not approved. Before anything reaches the model:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +56,19 @@ class LoadableAdapter:
                 "refusing to load"
             )
         return data
+
+    @contextlib.contextmanager
+    def verified_file(self) -> Iterator[Path]:
+        """A private ``.safetensors`` copy of the verified bytes, removed on exit.
+
+        Why: loaders that take a path (``CosmosRuntime.load_adapter``) would otherwise read the
+        blob again after the check; the copy holds exactly the bytes whose hash was checked.
+        """
+        data = self.read_verified_bytes()
+        with tempfile.TemporaryDirectory(prefix="cosmos_ros_adapter_") as tmp:
+            path = Path(tmp) / "weights.safetensors"
+            path.write_bytes(data)
+            yield path
 
     def state_dict(self, device: str = "cpu") -> dict[str, Any]:
         """The weights as a torch state dict (for ``pipe.load_lora_weights(state_dict, ...)``)."""
