@@ -292,6 +292,16 @@ def _convert(args: argparse.Namespace) -> int:
             print(f"note: {bag.bag}: {note}")
     for bag in report.failed:
         print(f"cosmos-ros: error: {bag.error}", file=sys.stderr)
+    if not report.clips and not report.failed:
+        seconds = config.clip_frames / config.fps
+        print(
+            f"cosmos-ros: error: no clip could be cut: each needs {config.clip_frames} frames at "
+            f"{config.fps:g} fps, i.e. {seconds:.1f} s of one camera without gaps (see the skipped lines "
+            f"above); {report.frames_read} source frames were read. Record longer episodes, or lower "
+            "--clip-frames (4k+1) or --fps",
+            file=sys.stderr,
+        )
+        return 1
     return 1 if report.failed else 0
 
 

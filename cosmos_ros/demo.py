@@ -528,7 +528,7 @@ def predict_over_ros(demo: Demo) -> None:
     demo.echo(
         f"  {received} of {result['frame_count']} predicted frames arrived on "
         f"/generation_node/predicted_video; adapter {result['adapter_id']}; mp4 {result['video_path']} "
-        f"({info.frame_count} frames, {info.width}x{info.height})"
+        f"({info.frame_count} frames, {info.height}x{info.width} HxW)"
     )
     demo.summary["ros"] = {
         "params_file": str(params_file),

@@ -159,3 +159,10 @@ def test_a_prompt_map_that_misses_the_bag_says_so(tmp_path: Path) -> None:
     assert f"no key of --prompt-map {mapping} matched the bag" in result.stderr
     assert "'a', 'c'" in result.stderr and "name or stem" in result.stderr and "'b'" in result.stderr
     assert {c.prompt for c in load_dataset(out).clips} == {"stack the cups"}
+
+
+def test_bags_too_short_for_one_clip_are_an_error_that_says_what_a_clip_needs(tmp_path: Path) -> None:
+    bag = make_bag(tmp_path, "short", frames=10)  # 10 frames at 30 fps: 0.33 s
+    result = cli("bags", "convert", str(bag), "-o", str(tmp_path / "ds"), *TARGET, "--prompt", "p")
+    assert result.returncode == 1
+    assert "no clip could be cut: each needs 9 frames at 16 fps, i.e. 0.6 s" in result.stderr

@@ -83,7 +83,7 @@ def image_to_rgb(msg: Any) -> np.ndarray:
     buf = _as_bytes_view(msg.data)
     if step < row_bytes or buf.size < step * (height - 1) + row_bytes:
         raise ValueError(
-            f"image data too short for {encoding} {width}x{height}: {buf.size} bytes with step {step} "
+            f"image data too short for {encoding} {height}x{width} (HxW): {buf.size} bytes with step {step} "
             f"(need step >= {row_bytes} and {step * height} bytes)"
         )
     rows = np.lib.stride_tricks.as_strided(buf, shape=(height, row_bytes), strides=(step, 1))

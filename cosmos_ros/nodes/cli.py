@@ -24,7 +24,7 @@ def register(subparsers: Any) -> None:
             "the package's config/generation_node.yaml and config/capture_node.yaml as defaults. "
             "Same as 'ros2 launch cosmos_ros cosmos_ros.launch.py' without RViz."
         ),
-        epilog="Example: cosmos-ros bringup --params my_robot.yaml --model-path ~/models/cosmos2.5",
+        epilog="Example: cosmos-ros bringup --params my_robot.yaml --model ~/models/cosmos2.5",
     )
     bring.add_argument(
         "--params",
@@ -35,7 +35,12 @@ def register(subparsers: Any) -> None:
         "files win; applied over the package defaults (default: only the package defaults)",
     )
     bring.add_argument(
-        "--model-path", default="", help="generation_node model_path (default: from the params)"
+        "--model",
+        "--model-path",
+        dest="model_path",
+        metavar="DIR",
+        default="",
+        help="generation_node model_path: the local diffusers folder (default: from the params)",
     )
     bring.add_argument(
         "--camera-topic",

@@ -70,7 +70,10 @@ from cosmos_ros.progress import ProgressEvent
 PARAMETERS: dict[str, tuple[Any, str]] = {
     "model_path": ("", "local diffusers directory of Cosmos-Predict2.5 (required)"),
     "device": ("auto", "torch device: auto (cuda if available, else cpu), cuda, cuda:1, cpu"),
-    "dtype": ("bfloat16", "weights dtype: bfloat16, float16, float32"),
+    "dtype": (
+        "auto",
+        "weights dtype: auto (bfloat16 on a GPU, float32 on the CPU), bfloat16, float16, float32",
+    ),
     "cpu_offload": (False, "keep components on the CPU, move each to the GPU only while it runs"),
     "safety_checker": ("auto", "auto | required | off (off logs a warning; see cosmos_ros/model/safety.py)"),
     "compile": (False, "torch.compile each transformer block (GPU; kernels cached across restarts)"),
@@ -248,12 +251,15 @@ class GenerationNode(LifecycleNode):
             import torch
 
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype = self.cfg["dtype"]
+        if dtype == "auto":
+            dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
         try:
             started = time.monotonic()
             self.runtime = CosmosRuntime.load(
                 self.cfg["model_path"],
                 device=device,
-                dtype=self.cfg["dtype"],
+                dtype=dtype,
                 safety_checker=self.cfg["safety_checker"],
                 prompt_cache_dir=self.cfg["prompt_cache_dir"] or None,
                 cpu_offload=bool(self.cfg["cpu_offload"]),
@@ -615,7 +621,7 @@ class GenerationNode(LifecycleNode):
         result.decode_seconds = predicted - last_step
         result.denoise_seconds = max(0.0, predicted - started - result.encode_seconds - result.decode_seconds)
         result.message = (
-            f"{t} frames {w}x{h} at {prediction.fps:g} fps, adapter {result.adapter_id or 'none'}"
+            f"{t} frames {h}x{w} (HxW) at {prediction.fps:g} fps, adapter {result.adapter_id or 'none'}"
         )
         self.last_latency = time.monotonic() - job.accepted_at
         self.get_logger().info(f"predicted {result.message} in {self.last_latency:.2f} s -> {path}")
