@@ -25,7 +25,7 @@ def test_workflow_register_approve_export_import_verify(
     config = tmp_path / "train.yaml"
     config.write_text("lr: 0.0002\nsteps: 500\n")
     code, out, _ = run(
-        capsys, "register", str(folder), "ur5e.pick", "--registry", reg_a, "--created-by", "alice",
+        capsys, "register", str(folder), "ur5e.pick", "--registry", reg_a, "--by", "alice",
         "--tag", "site=lab2", "--training-config", str(config), "--rank", "4", "--json",
     )  # fmt: skip
     assert code == 0

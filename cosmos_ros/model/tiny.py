@@ -22,6 +22,16 @@ from cosmos_ros.atomic import atomic_path
 #: Hint file at the root of a tiny model directory; the runtime reads it to scale presets down.
 HINT_NAME = "cosmos_ros_model.json"
 HINT_SCHEMA = "cosmos_ros.model_hint/1"
+#: Everything :func:`make_tiny_model` writes at the top of its folder (what --overwrite may delete).
+TINY_MODEL_ENTRIES: tuple[str, ...] = (
+    HINT_NAME,
+    "model_index.json",
+    "scheduler",
+    "text_encoder",
+    "tokenizer",
+    "transformer",
+    "vae",
+)
 
 #: Preset overrides the tiny model's hint file records (fast on a CPU; see presets.py).
 TINY_PRESETS: dict[str, dict[str, Any]] = {
@@ -185,15 +195,13 @@ def make_tiny_model(directory: str | os.PathLike[str], seed: int = 0, *, overwri
     """Write a tiny random-weight Cosmos Predict 2.5 pipeline to ``directory``; return its path.
 
     Deterministic: the same ``seed`` gives byte-identical weight files. Refuses to overwrite an
-    existing non-empty directory unless ``overwrite`` is set. Written atomically.
+    existing non-empty directory unless ``overwrite`` is set, and even then anything but an earlier
+    tiny model (see :func:`_check_replaceable`). Written atomically.
     """
     from diffusers import Cosmos2_5_PredictBasePipeline
 
     final = Path(directory)
-    if final.exists() and (not final.is_dir() or any(final.iterdir())) and not overwrite:
-        raise FileExistsError(
-            f"{final} exists and is not empty; pass overwrite=True (--overwrite) to replace it"
-        )
+    _check_replaceable(final, overwrite)
     components = _build_components(seed)
     # The released checkpoint records no safety checker in model_index.json (diffusers' converter
     # passes a stand-in); the runtime supplies one at load time (see safety.py).
@@ -207,6 +215,46 @@ def make_tiny_model(directory: str | os.PathLike[str], seed: int = 0, *, overwri
         hint = {"schema": HINT_SCHEMA, "kind": "tiny", "seed": seed, "presets": TINY_PRESETS}
         (tmp / HINT_NAME).write_text(json.dumps(hint, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return final
+
+
+def _check_replaceable(final: Path, overwrite: bool) -> None:
+    """Refuse to replace anything but an empty folder or, with ``overwrite``, an earlier tiny model.
+
+    Why: replacing the folder deletes all of it, so ``--overwrite`` must not take a user's files
+    (or a real model directory, which has no tiny hint file) along with an old tiny model.
+    """
+    if not final.exists():
+        return
+    if not final.is_dir():
+        raise FileExistsError(f"{final} exists and is not a folder; give a folder path for the tiny model")
+    entries = sorted(path.name for path in final.iterdir())
+    if not entries:
+        return
+    if not overwrite:
+        raise FileExistsError(
+            f"{final} exists and is not empty; pass overwrite=True (--overwrite) to replace an earlier "
+            "tiny model, or choose another folder"
+        )
+    strangers = [name for name in entries if name not in TINY_MODEL_ENTRIES]
+    if strangers:
+        shown = ", ".join(strangers[:5]) + (f" and {len(strangers) - 5} more" if len(strangers) > 5 else "")
+        raise FileExistsError(
+            f"{final}: --overwrite refuses to delete a folder that holds other things: {shown} "
+            f"(a tiny model holds only {', '.join(TINY_MODEL_ENTRIES)})"
+        )
+    if not _is_tiny_hint(final / HINT_NAME):
+        raise FileExistsError(
+            f"{final}: --overwrite refuses to delete a model folder that is not a tiny model "
+            f"(no {HINT_NAME} with kind 'tiny'); it may be a real model"
+        )
+
+
+def _is_tiny_hint(path: Path) -> bool:
+    try:
+        hint = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(hint, dict) and hint.get("schema") == HINT_SCHEMA and hint.get("kind") == "tiny"
 
 
 class _NoChecker:

@@ -14,11 +14,14 @@ before it enters the store.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
+import lzma
 import os
 import re
 import tarfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
@@ -32,6 +35,10 @@ BUNDLE_SCHEMA = "cosmos_ros.registry-bundle/1"
 MANIFEST_NAME = "bundle.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 _ARTIFACT_RE = re.compile(r"^artifact/[0-9a-f]{64}\.safetensors\Z")
+#: What reading a cut-off or corrupted archive raises (tarfile does not wrap the decompressors').
+_READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
+_CHUNK = 4 * 1024 * 1024
+_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 
 
 def artifact_member(sha256: str) -> str:
@@ -73,56 +80,141 @@ def check_member_name(name: str, bundle: str) -> None:
         raise BundleError(f"{bundle}: member {shown} contains '..' (path traversal); refused")
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _incomplete(label: str, exc: BaseException) -> BundleError:
+    return BundleError(
+        f"{label} is not a complete adapter bundle (truncated or not a bundle): {_one_line(exc)}"
+    )
+
+
 @contextlib.contextmanager
 def open_bundle(path: str | os.PathLike[str]) -> Iterator[tuple[AdapterRecord, IO[bytes]]]:
-    """Check a bundle and yield its record and a stream of its artifact."""
+    """Check a bundle and yield its record and a stream of its artifact.
+
+    Read errors of a cut-off archive (while listing it, or later while the caller reads the
+    stream) become :class:`BundleError`, so callers see one kind of refusal for every bad bundle.
+    """
     label = str(path)
+    if not Path(path).exists():
+        raise BundleError(f"bundle {label} not found; give the .tar written by 'cosmos-ros adapters export'")
     try:
         tar = tarfile.open(path, "r:*")
-    except (tarfile.TarError, OSError) as exc:
-        raise BundleError(f"{label} is not a readable bundle archive ({exc})") from exc
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        # tarfile lists every method it tried on separate lines: say it once.
+        plain = isinstance(exc, tarfile.ReadError)
+        why = "not a tar archive, plain or compressed" if plain else _one_line(exc)
+        raise BundleError(
+            f"{label} is not a readable bundle archive ({why}); a bundle is the .tar written by "
+            "'cosmos-ros adapters export'"
+        ) from exc
     with tar:
-        members = tar.getmembers()
-        by_name: dict[str, tarfile.TarInfo] = {}
-        for member in members:
-            check_member_name(member.name, label)
-            if not member.isreg():
-                kind = "link" if (member.issym() or member.islnk()) else "non-file entry"
-                raise BundleError(
-                    f"{label}: member {member.name!r} is a {kind}; bundles hold regular files only"
-                )
-            if member.name in by_name:
-                raise BundleError(f"{label}: member {member.name!r} appears twice; refused")
-            by_name[member.name] = member
-        if MANIFEST_NAME not in by_name:
-            raise BundleError(f"{label}: no {MANIFEST_NAME}; not a cosmos_ros adapter bundle")
-        extra = sorted(name for name in by_name if name != MANIFEST_NAME and not _ARTIFACT_RE.match(name))
-        if extra:
-            raise BundleError(
-                f"{label}: unexpected member(s) {extra}; a bundle holds {MANIFEST_NAME} and one "
-                "artifact/<sha256>.safetensors (only safetensors artifacts are accepted)"
-            )
-        manifest_member = by_name[MANIFEST_NAME]
-        if manifest_member.size > MAX_MANIFEST_BYTES:
-            raise BundleError(
-                f"{label}: {MANIFEST_NAME} is {manifest_member.size} bytes, larger than any real one"
-            )
-        record = _read_manifest(tar, manifest_member, label)
-        expected = artifact_member(record.artifact_sha256)
-        artifacts = [name for name in by_name if name != MANIFEST_NAME]
-        if artifacts != [expected]:
-            raise BundleError(
-                f"{label}: expected exactly the artifact member {expected!r}, found {artifacts}"
-            )
-        if by_name[expected].size != record.artifact_size:
-            raise BundleError(
-                f"{label}: artifact has {by_name[expected].size} bytes, "
-                f"the record says {record.artifact_size}"
-            )
-        stream = tar.extractfile(by_name[expected])
-        if stream is None:
-            raise BundleError(f"{label}: cannot read {expected}")
-        yield record, stream
+        try:
+            record, stream = _check_members(tar, label)
+        except (*_READ_ERRORS, OSError) as exc:  # only the archive is read here
+            raise _incomplete(label, exc) from exc
+        try:
+            yield record, stream
+        except _READ_ERRORS as exc:  # the caller's reads of the artifact stream
+            raise _incomplete(label, exc) from exc
+
+
+def _check_members(tar: tarfile.TarFile, label: str) -> tuple[AdapterRecord, IO[bytes]]:
+    members = tar.getmembers()
+    by_name: dict[str, tarfile.TarInfo] = {}
+    for member in members:
+        check_member_name(member.name, label)
+        if not member.isreg():
+            kind = "link" if (member.issym() or member.islnk()) else "non-file entry"
+            raise BundleError(f"{label}: member {member.name!r} is a {kind}; bundles hold regular files only")
+        if member.name in by_name:
+            raise BundleError(f"{label}: member {member.name!r} appears twice; refused")
+        by_name[member.name] = member
+    if MANIFEST_NAME not in by_name:
+        raise BundleError(f"{label}: no {MANIFEST_NAME}; not a cosmos_ros adapter bundle")
+    extra = sorted(name for name in by_name if name != MANIFEST_NAME and not _ARTIFACT_RE.match(name))
+    if extra:
+        raise BundleError(
+            f"{label}: unexpected member(s) {extra}; a bundle holds {MANIFEST_NAME} and one "
+            "artifact/<sha256>.safetensors (only safetensors artifacts are accepted)"
+        )
+    manifest_member = by_name[MANIFEST_NAME]
+    if manifest_member.size > MAX_MANIFEST_BYTES:
+        raise BundleError(
+            f"{label}: {MANIFEST_NAME} is {manifest_member.size} bytes, larger than any real one"
+        )
+    record = _read_manifest(tar, manifest_member, label)
+    expected = artifact_member(record.artifact_sha256)
+    artifacts = [name for name in by_name if name != MANIFEST_NAME]
+    if artifacts != [expected]:
+        raise BundleError(f"{label}: expected exactly the artifact member {expected!r}, found {artifacts}")
+    if by_name[expected].size != record.artifact_size:
+        raise BundleError(
+            f"{label}: artifact has {by_name[expected].size} bytes, the record says {record.artifact_size}"
+        )
+    stream = tar.extractfile(by_name[expected])
+    if stream is None:
+        raise BundleError(f"{label}: cannot read {expected}")
+    return record, stream
+
+
+def check_bundle(path: str | os.PathLike[str]) -> AdapterRecord:
+    """Read a whole bundle without a registry: structure, manifest, artifact hash and header.
+
+    Why: ``adapters import`` runs this before it opens (and so creates) the registry, so a
+    truncated, foreign or tampered bundle leaves no empty registry behind. The store checks the
+    artifact again (with the safetensors library) when it copies it in.
+    """
+    label = str(path)
+    with open_bundle(path) as (record, stream):
+        digest = hashlib.sha256()
+        head = stream.read(8)
+        digest.update(head)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
+        readable = 0 < header_len <= min(record.artifact_size - 8, _MAX_SAFETENSORS_HEADER)
+        header = stream.read(header_len) if readable else b""
+        digest.update(header)
+        while chunk := stream.read(_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != record.artifact_sha256:
+        raise BundleError(
+            f"{label}: artifact hashes to {digest.hexdigest()}, but the record says "
+            f"{record.artifact_sha256} (damaged or tampered); nothing imported"
+        )
+    _check_safetensors_header(header, header_len, record.artifact_size, label)
+    return record
+
+
+def _check_safetensors_header(header: bytes, header_len: int, size: int, label: str) -> None:
+    """The safetensors layout: 8-byte length, a JSON header of tensors, then exactly their data."""
+    problem = _safetensors_problem(header, header_len, size)
+    if problem is not None:
+        raise BundleError(
+            f"{label}: artifact is not a valid safetensors file ({problem}); only safetensors is accepted"
+        )
+
+
+def _safetensors_problem(header: bytes, header_len: int, size: int) -> str | None:
+    if header_len <= 0 or len(header) != header_len:
+        return "no safetensors header"
+    try:
+        parsed = json.loads(header.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "its header is not JSON"
+    if not isinstance(parsed, dict):
+        return "its header is not a JSON object"
+    tensors = [value for key, value in parsed.items() if key != "__metadata__"]
+    if not tensors:
+        return "a safetensors header without tensors"
+    try:
+        end = max(int(tensor["data_offsets"][1]) for tensor in tensors)
+    except (TypeError, KeyError, IndexError, ValueError):
+        return "a tensor without data offsets"
+    if 8 + header_len + end != size:
+        return f"its tensor data does not fill the file ({8 + header_len + end} of {size} bytes)"
+    return None
 
 
 def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) -> AdapterRecord:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +20,10 @@ _REGISTRY_HELP = (
 _BY_HELP = "who is acting, recorded in the audit log (default: $COSMOS_ROS_USER, else the login name)"
 _REF_HELP = "NAME, NAME@VERSION, NAME@latest or NAME@<status> (plain NAME: newest approved, else newest)"
 _STATUSES = ("draft", "candidate", "approved", "deprecated", "revoked")
+#: Exit status after the reader of stdout went away (``| head``): 128 + SIGPIPE, as the shell reports.
+EXIT_CLOSED_PIPE = 141
+#: Width for output that goes to a pipe or file (no $COLUMNS): wide enough that no line is folded.
+_PIPE_WIDTH = 10_000
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         parser = sub.add_parser(
             name, help=help_text, description=kw.pop("description", help_text), parents=[common]
         )
-        parser.set_defaults(func=_handle(handler))
+        parser.set_defaults(func=_handle(handler, precheck=kw.pop("precheck", None)))
         return parser
 
     p = add(
@@ -51,10 +57,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "Type, rank, targets, base fingerprint, dataset, training config, code version and metrics "
             "come from adapter_metadata.json where present; the flags below supply or override them."
         ),
+        precheck=_check_register,
     )
     p.add_argument("source", metavar="SOURCE", help="adapter folder or .safetensors file")
     p.add_argument("name", metavar="NAME", help="embodiment/task name, e.g. ur5e.pick-place (no '/' or '..')")
-    p.add_argument("--created-by", help=_BY_HELP)
+    p.add_argument("--by", help=_BY_HELP)
+    # The old spelling, kept so existing scripts work; hidden from --help, warns when used.
+    p.add_argument("--created-by", dest="by", action=_DeprecatedAlias, new="--by", help=argparse.SUPPRESS)
     p.add_argument(
         "--parent", metavar="REF", help="the registered adapter this one was fine-tuned from (default: none)"
     )
@@ -69,7 +78,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--rank", type=int, help="adapter rank (default: metadata, else read from the weights)")
     p.add_argument("--alpha", type=float, help="LoRA alpha (default: metadata)")
     p.add_argument("--targets", help="comma-separated target modules (default: metadata, else the weights)")
-    p.add_argument("--base-fingerprint", help="fingerprint of the base model (default: metadata)")
+    base = p.add_mutually_exclusive_group()
+    base.add_argument(
+        "--base-model",
+        metavar="MODEL_DIR",
+        help="the base model directory the adapter was trained on; its fingerprint is recorded "
+        "(default: metadata)",
+    )
+    base.add_argument(
+        "--base-fingerprint",
+        metavar="FINGERPRINT",
+        help="fingerprint of the base model, sha256:... (default: metadata)",
+    )
     p.add_argument("--dataset-manifest-sha256", help="sha256 of the dataset manifest (default: metadata)")
     p.add_argument("--dataset-path", help="where the dataset lies (default: metadata)")
     p.add_argument(
@@ -129,7 +149,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ref", metavar="REF", help=_REF_HELP)
     p.add_argument("-o", "--output", required=True, help="bundle file to write (.tar)")
 
-    p = add("import", "add the version held by a bundle archive, unchanged", _import)
+    p = add("import", "add the version held by a bundle archive, unchanged", _import, precheck=_check_import)
     p.add_argument("bundle", metavar="BUNDLE", help="bundle file written by 'export'")
     p.add_argument("--by", help=_BY_HELP)
 
@@ -157,17 +177,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 # ---- plumbing -------------------------------------------------------------------------------------
-def _handle(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Open the registry and turn the registry's deliberate errors into clean CLI errors."""
+class _DeprecatedAlias(argparse.Action):
+    """Store like the option it stands for, and say on stderr which spelling to use instead."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str, **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None
+    ) -> None:
+        print(f"cosmos-ros: warning: {option} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _handle(
+    handler: Callable[[argparse.Namespace], int],
+    precheck: Callable[[argparse.Namespace], None] | None = None,
+) -> Callable[[argparse.Namespace], int]:
+    """Open the registry and turn the registry's deliberate errors into clean CLI errors.
+
+    ``precheck`` runs before the registry is opened, because opening creates it: a command that
+    is going to fail on its input must not leave an empty registry behind. Every registry command
+    prints through here, so a closed stdout (``| head``) is handled once, for all of them.
+    """
 
     @functools.wraps(handler)
     def wrapped(args: argparse.Namespace) -> int:
         from cosmos_ros.registry import InvalidNameError, RegistryError, open_registry
 
         try:
+            if precheck is not None:
+                precheck(args)
             with open_registry(args.registry) as registry:
                 args.registry_obj = registry
-                return handler(args)
+                code = handler(args)
+            sys.stdout.flush()  # output that fit the buffer meets a closed pipe only here
+            return code
+        except BrokenPipeError:
+            return _quiet_closed_pipe()
         except (RegistryError, InvalidNameError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from exc
         except ValueError as exc:  # adapter_metadata.json problems name their file
@@ -176,10 +224,44 @@ def _handle(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.
     return wrapped
 
 
+def _quiet_closed_pipe() -> int:
+    """Stop quietly when the reader of stdout went away, as Unix tools do (no traceback).
+
+    Why: Python flushes stdout again at exit and would report a second BrokenPipeError there;
+    pointing the descriptor at /dev/null makes that final flush harmless.
+    """
+    with contextlib.suppress(OSError, ValueError):  # no real descriptor (captured output in tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_CLOSED_PIPE
+
+
 def _console() -> Any:
+    """A console for stdout: messages are never hard-wrapped, and piped tables are not cut at 80.
+
+    Why: rich assumes 80 columns for a pipe or file, which folded hashes, ids and column headers
+    (``sha25/6``) in output meant for grep or a log. A terminal (or $COLUMNS) keeps its width.
+    """
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False)
+    width = None
+    if not os.environ.get("COLUMNS") and not _is_terminal(sys.stdout):
+        width = _PIPE_WIDTH
+    console = Console(highlight=False, soft_wrap=True, width=width)
+    console.on_broken_pipe = _raise_broken_pipe  # rich's own handling exits 1; _handle's exits 141
+    return console
+
+
+def _raise_broken_pipe() -> None:
+    raise BrokenPipeError
+
+
+def _is_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or replaced streams
+        return False
 
 
 def _table(title: str | None, columns: list[str], no_wrap: int = 0) -> Any:
@@ -232,7 +314,7 @@ def _register(args: argparse.Namespace) -> int:
         "rank": args.rank,
         "alpha": args.alpha,
         "target_modules": [t.strip() for t in args.targets.split(",") if t.strip()] if args.targets else None,
-        "base_fingerprint": args.base_fingerprint,
+        "base_fingerprint": args.base_fingerprint,  # --base-model was resolved by _check_register
         "dataset_manifest_sha256": args.dataset_manifest_sha256,
         "dataset_path": args.dataset_path,
         "code_version": args.code_version,
@@ -244,7 +326,7 @@ def _register(args: argparse.Namespace) -> int:
     record = args.registry_obj.register(
         args.source,
         args.name,
-        created_by=args.created_by,
+        created_by=args.by,
         parent=args.parent,
         tags=args.tags,
         status=args.status,
@@ -258,7 +340,74 @@ def _register(args: argparse.Namespace) -> int:
             f"registered [bold]{record.adapter_id}[/bold] ({record.status}), "
             f"artifact sha256 {record.artifact_sha256}"
         )
+    if record.base_fingerprint is None:
+        _warn_no_base(record.adapter_id, Path(args.source))
     return 0
+
+
+def _base_fingerprint(model_dir: str) -> str:
+    from cosmos_ros.model.fingerprint import model_fingerprint
+
+    try:
+        return model_fingerprint(model_dir)
+    except (OSError, ValueError) as exc:
+        raise CliError(
+            f"--base-model {model_dir}: cannot fingerprint it ({exc}); give the diffusers model directory "
+            "the adapter was trained on (the folder with model_index.json)"
+        ) from exc
+
+
+def _warn_no_base(adapter_id: str, source: Path) -> None:
+    """Say on stderr that a record without a base fingerprint cannot be checked, and how to fix it.
+
+    Why: such a record registers fine but can never be approved, and where unapproved adapters are
+    allowed it loads on any base model with only a log line; the moment to notice is now.
+    """
+    print(
+        f"cosmos-ros: warning: {adapter_id} records no base-model fingerprint (nothing in {source} gives "
+        "one), so it cannot be checked against a base model: it cannot be approved, and nodes that "
+        "allow unapproved adapters load it on any base unchecked. Register it again with --base-model "
+        f"MODEL_DIR or --base-fingerprint FINGERPRINT{_base_hint(source)}",
+        file=sys.stderr,
+    )
+
+
+def _base_hint(source: Path) -> str:
+    """Where the fingerprint can be found: metadata beside the file, or the run's final adapter."""
+    from cosmos_ros.model.adapter_folder import METADATA_NAME, read_adapter_metadata
+
+    if not source.is_file():
+        return ""
+    run_adapter = source.parent.parent.parent / "adapter"  # <run>/checkpoints/step_N/adapter.safetensors
+    for folder in (source.parent, run_adapter if source.parent.parent.name == "checkpoints" else None):
+        try:
+            meta = read_adapter_metadata(folder) if folder is not None else None
+        except (OSError, ValueError):
+            meta = None
+        if meta is None or not meta.base_fingerprint:
+            continue
+        if folder == source.parent:
+            return f"; or register the folder {folder}, whose {METADATA_NAME} records it"
+        return f" ({folder / METADATA_NAME} of the same run records {meta.base_fingerprint})"
+    return ""
+
+
+def _check_register(args: argparse.Namespace) -> None:
+    """Name, weights and --base-model checked before the registry is opened (which would create it)."""
+    from cosmos_ros.model.adapter_folder import weights_path
+    from cosmos_ros.registry.names import validate_name
+
+    validate_name(args.name)
+    weights_path(args.source)
+    if args.base_model:
+        args.base_fingerprint = _base_fingerprint(args.base_model)
+
+
+def _check_import(args: argparse.Namespace) -> None:
+    """Read the whole bundle before the registry is opened (which would create it)."""
+    from cosmos_ros.registry.bundle import check_bundle
+
+    check_bundle(args.bundle)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -266,14 +415,55 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         _print_json([record.to_dict() for record in records])
         return 0
+    console = _console()
     if not records:
-        _console().print(f"no adapters registered in {args.registry_obj.location} match")
+        console.print(f"no adapters registered in {args.registry_obj.location} match")
         return 0
-    table = _table(
-        f"adapters in {args.registry_obj.location}",
-        ["adapter", "status", "type", "base", "eval", "created", "by", "parent", "sha256"],
-        no_wrap=2,
-    )
+    console.print(_list_table(f"adapters in {args.registry_obj.location}", records, console))
+    return 0
+
+
+#: Columns of ``adapters list``; the narrow layout leaves out the last two and the time of day.
+_LIST_COLUMNS = ("adapter", "status", "type", "base", "eval", "created", "by", "parent", "sha256")
+_LIST_NARROW_DROPS = ("parent", "sha256")
+#: How far the narrow layout may shorten ``by`` (ellipsis) and then ``adapter`` (folded, never cut).
+_LIST_MIN_BY, _LIST_MIN_ADAPTER = 6, 12
+
+
+def _list_table(title: str, records: list[Any], console: Any) -> Any:
+    """The full table where it fits the console, else a narrow layout; headers are never split.
+
+    Why: nine columns do not fit 80, and rich then broke every header and value into fragments
+    (``creat/ed``, ``sha25/6``). The narrow layout drops two columns that ``show`` and ``--json``
+    still give, then shortens who registered it (ellipsis) and last folds the id (never cut: it is
+    what one copies). Other columns are short and fixed; they are never wrapped.
+    """
+    from rich.measure import Measurement
+
+    def natural(table: Any) -> int:
+        return Measurement.get(console, console.options.update_width(_PIPE_WIDTH), table).maximum
+
+    table = _list_table_of(title, records, _LIST_COLUMNS, time_of_day=True)
+    if natural(table) <= console.width:
+        return table
+    columns = tuple(column for column in _LIST_COLUMNS if column not in _LIST_NARROW_DROPS)
+    table = _list_table_of(title, records, columns, time_of_day=False)
+    excess = natural(table) - console.width
+    if excess > 0:
+        table = _list_table_of(title, records, columns, time_of_day=False, squeeze=excess)
+    table.caption = f"{' and '.join(_LIST_NARROW_DROPS)} left out at this width: see 'show REF' or --json"
+    return table
+
+
+def _list_table_of(
+    title: str, records: list[Any], columns: tuple[str, ...], *, time_of_day: bool, squeeze: int = 0
+) -> Any:
+    """``squeeze``: columns to take away from ``by``, then ``adapter``, down to their minimum widths."""
+    from rich import box
+    from rich.markup import escape
+    from rich.table import Table
+
+    rows = []
     for record in records:
         latest = record.latest_evaluation
         passed = (
@@ -282,19 +472,37 @@ def _list(args: argparse.Namespace) -> int:
         kind = (
             f"{record.adapter_type or '?'} r{record.rank}" if record.rank is not None else record.adapter_type
         )
-        table.add_row(
-            record.adapter_id,
-            _status_style(record.status),
-            kind or "-",
-            _short(record.base_fingerprint, 10),
-            passed,
-            record.created_at[:16].replace("T", " "),
-            record.created_by,
-            record.parent or "-",
-            record.artifact_sha256[:8],
+        base = (record.base_fingerprint or "").removeprefix("sha256:")
+        rows.append(
+            {
+                "adapter": escape(record.adapter_id),
+                "status": _status_style(record.status),
+                "type": kind or "-",
+                "base": _short(base, 8) if base else "[yellow]none[/yellow]",
+                "eval": passed,
+                "created": record.created_at[: 16 if time_of_day else 10].replace("T", " "),
+                "by": escape(record.created_by),
+                "parent": escape(record.parent or "-"),
+                "sha256": record.artifact_sha256[:8],
+            }
         )
-    _console().print(table)
-    return 0
+    limits: dict[str, int] = {}
+    for column, minimum in (("by", _LIST_MIN_BY), ("adapter", _LIST_MIN_ADAPTER)):
+        natural = max([len(column), *(len(row[column]) for row in rows)])
+        limits[column] = max(minimum, natural - squeeze)
+        squeeze -= natural - limits[column]
+    table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
+    for column in columns:
+        table.add_column(
+            column,
+            min_width=len(column),
+            max_width=limits.get(column),
+            no_wrap=column != "adapter",
+            overflow="ellipsis" if column == "by" else "fold",
+        )
+    for row in rows:
+        table.add_row(*(row[column] for column in columns))
+    return table
 
 
 def _status_style(status: str) -> str:
