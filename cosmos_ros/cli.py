@@ -8,8 +8,10 @@ its sub-command; heavy imports (torch, diffusers, rclpy) happen inside the handl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -45,6 +47,23 @@ class CliError(Exception):
     """A user-facing error: printed as ``cosmos-ros: error: ...`` with exit code 1, no traceback."""
 
 
+#: Exit status when the reader of stdout went away (128 + SIGPIPE), as Unix tools report it.
+EXIT_CLOSED_PIPE = 141
+
+
+def quiet_closed_pipe() -> int:
+    """Stop quietly when the reader of stdout went away (``cosmos-ros ... | head``): no traceback.
+
+    Why: Python flushes stdout again at exit and would report a second BrokenPipeError there;
+    pointing the descriptor at /dev/null makes that final flush harmless.
+    """
+    with contextlib.suppress(OSError, ValueError):  # no real descriptor (captured output in tests)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return EXIT_CLOSED_PIPE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cosmos-ros",
@@ -70,7 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # output that fit the buffer meets a closed pipe only here
+        return code
+    except BrokenPipeError:
+        return quiet_closed_pipe()
     except CliError as exc:
         print(f"cosmos-ros: error: {exc}", file=sys.stderr)
         return 1

@@ -70,3 +70,25 @@ def test_user_errors_print_one_line_without_a_traceback_under_python_m(tmp_path)
     result = run_cli("bags", "convert", str(tmp_path / "nope"), "-o", str(tmp_path / "ds"), "--prompt", "p")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("cosmos-ros: error:") and "nope" in result.stderr
+
+
+def test_a_closed_stdout_pipe_ends_any_command_quietly(tmp_path) -> None:
+    # `cosmos-ros bags inspect BAG --json | head -c 1`: the reader goes away before the output is written.
+    import os
+
+    from bags_helpers import make_bag
+
+    bag = make_bag(tmp_path, "b")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "cosmos_ros.cli", "bags", "inspect", str(bag), "--json"],
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import json
 import os
@@ -12,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cosmos_ros.cli import CliError
+from cosmos_ros.cli import CliError, quiet_closed_pipe
 
 _REGISTRY_HELP = (
     "registry directory (default: $COSMOS_ROS_REGISTRY if set, else ~/.cache/cosmos_ros/registry)"
@@ -21,7 +20,6 @@ _BY_HELP = "who is acting, recorded in the audit log (default: $COSMOS_ROS_USER,
 _REF_HELP = "NAME, NAME@VERSION, NAME@latest or NAME@<status> (plain NAME: newest approved, else newest)"
 _STATUSES = ("draft", "candidate", "approved", "deprecated", "revoked")
 #: Exit status after the reader of stdout went away (``| head``): 128 + SIGPIPE, as the shell reports.
-EXIT_CLOSED_PIPE = 141
 #: Width for output that goes to a pipe or file (no $COLUMNS): wide enough that no line is folded.
 _PIPE_WIDTH = 10_000
 
@@ -215,26 +213,13 @@ def _handle(
             sys.stdout.flush()  # output that fit the buffer meets a closed pipe only here
             return code
         except BrokenPipeError:
-            return _quiet_closed_pipe()
+            return quiet_closed_pipe()
         except (RegistryError, InvalidNameError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from exc
         except ValueError as exc:  # adapter_metadata.json problems name their file
             raise CliError(str(exc)) from exc
 
     return wrapped
-
-
-def _quiet_closed_pipe() -> int:
-    """Stop quietly when the reader of stdout went away, as Unix tools do (no traceback).
-
-    Why: Python flushes stdout again at exit and would report a second BrokenPipeError there;
-    pointing the descriptor at /dev/null makes that final flush harmless.
-    """
-    with contextlib.suppress(OSError, ValueError):  # no real descriptor (captured output in tests)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    return EXIT_CLOSED_PIPE
 
 
 def _console() -> Any:
