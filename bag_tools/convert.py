@@ -60,6 +60,7 @@ from cosmos_ros.bag_tools.resample import GridPoint, NearestResampler
 from cosmos_ros import __version__
 from cosmos_ros.atomic import atomic_write_text
 from cosmos_ros.progress import ProgressCallback, Stopwatch
+from cosmos_ros.typed_fields import FieldTypeError, coerce
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +117,8 @@ class ConvertConfig:
         problems = config_type_problems(asdict(self))
         if problems:
             raise ConvertError("; ".join(problems))
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type.split(" |")[0] == "float" and isinstance(value, int):
-                setattr(self, f.name, float(value))
+        for f in fields(self):  # the types were checked above: this only widens ints to floats
+            setattr(self, f.name, coerce(str(f.type), getattr(self, f.name)))
         check_clip_length(self.clip_frames)
         problems = []
         if self.fps <= 0:
@@ -160,29 +159,6 @@ class ConvertConfig:
             raise ConvertError("; ".join(problems))
 
 
-_KIND_NAMES = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "list[str]": "a list of strings",
-}
-
-
-def _is_kind(kind: str, value: Any) -> bool:
-    if kind == "bool":
-        return isinstance(value, bool)
-    if kind == "int":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind == "float":
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if kind == "str":
-        return isinstance(value, str)
-    if kind == "list[str]":
-        return isinstance(value, list) and all(isinstance(v, str) for v in value)
-    raise AssertionError(f"ConvertConfig field type {kind!r} has no check")
-
-
 def config_type_problems(values: Mapping[str, Any]) -> list[str]:
     """'key: value is not accepted; expected ...' for each value of the wrong type (unknown keys skipped).
 
@@ -194,13 +170,10 @@ def config_type_problems(values: Mapping[str, Any]) -> list[str]:
     for name, value in values.items():
         if name not in declared:
             continue
-        kinds = [k.strip() for k in declared[name].split("|")]
-        optional = "None" in kinds
-        kinds = [k for k in kinds if k != "None"]
-        if (value is None and optional) or any(_is_kind(k, value) for k in kinds):
-            continue
-        accepted = " or ".join([_KIND_NAMES[k] for k in kinds] + (["null"] if optional else []))
-        problems.append(f"{name}: {value!r} is not accepted; expected {accepted}")
+        try:
+            coerce(declared[name], value)
+        except FieldTypeError as exc:
+            problems.append(f"{name}: {value!r} is not accepted; expected {exc.accepted}")
     return problems
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from cosmos_ros.model.adapter_folder import ADAPTER_TYPES, DEFAULT_TARGET_MODULES
+from cosmos_ros.typed_fields import FieldTypeError, coerce
 
 #: Named configs shipped with the package (``--config lora_recipe`` works without a path).
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -208,55 +209,14 @@ class ConfigError(ValueError):
         self.fields = fields
 
 
-_TYPE_WORDS = {
-    "int": "an integer",
-    "float": "a number",
-    "str": "a string",
-    "bool": "true or false",
-    "list[str]": "a list of strings, e.g. [to_q, to_v]",
-    "list[float]": "a list of numbers, e.g. [0.5, 0.5]",
-}
-
-
 def _coerce(name: str, type_name: str, value: Any) -> Any:
     """``value`` as the field's declared type (ints widen to floats), else a ``ConfigError`` naming it."""
-    optional = type_name.endswith(" | None")
-    base = type_name.removesuffix(" | None")
-    if value is None and optional:
-        return None
-    words = _TYPE_WORDS[base] + (" or null" if optional else "")
-
-    def refuse() -> ConfigError:
-        return ConfigError(f"config field {name}={value!r} is invalid; accepted: {words}", name)
-
-    def number(item: Any) -> bool:
-        return isinstance(item, (int, float)) and not isinstance(item, bool)
-
-    if base == "int":
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise refuse()
-        return value
-    if base == "float":
-        if not number(value):
-            raise refuse()
-        return float(value)
-    if base == "str":
-        if not isinstance(value, str):
-            raise refuse()
-        return value
-    if base == "bool":
-        if not isinstance(value, bool):
-            raise refuse()
-        return value
-    if not isinstance(value, (list, tuple)):
-        raise refuse()
-    if base == "list[str]":
-        if not all(isinstance(item, str) for item in value):
-            raise refuse()
-        return list(value)
-    if not all(number(item) for item in value):  # list[float]
-        raise refuse()
-    return [float(item) for item in value]
+    try:
+        return coerce(type_name, value)
+    except FieldTypeError as exc:
+        raise ConfigError(
+            f"config field {name}={value!r} is invalid; accepted: {exc.accepted}", name
+        ) from exc
 
 
 FIELD_HELP: dict[str, str] = {
