@@ -225,10 +225,17 @@ def test_metrics_json_is_strict_and_cover_the_whole_resumed_run(world):
 
 
 # ------------------------------------------------------------------------------ 4. Ctrl-C
-def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_how_to_resume(world, tmp_path):
+@pytest.mark.parametrize(
+    ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
+)
+def test_a_stop_signal_writes_a_checkpoint_of_the_current_step_and_says_how_to_resume(
+    world, tmp_path, signum, status
+):
+    # SIGTERM is what a scheduler sends a job it preempts: it must keep the progress as Ctrl-C does.
     root = world[0]
-    out = root / "sigint"
-    items = _overrides(world, "sigint", max_steps=1000, checkpoint_every=500)
+    name = f"stop_{signum.name.lower()}"
+    out = root / name
+    items = _overrides(world, name, max_steps=1000, checkpoint_every=500)
     cmd = [sys.executable, "-m", "cosmos_ros.cli", "train", "--config", "tiny_cpu"]
     for item in items:
         cmd += ["--set", item]
@@ -250,7 +257,7 @@ def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_how_to_resume(w
             seen += chunk
             steps = [int(n) for n in re.findall(rb"train:[^\r\n]*?\|\s*(\d+)/1000", seen)]
             if steps and steps[-1] >= 3:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)
                 break
         _, rest = proc.communicate(timeout=120)
     finally:
@@ -258,7 +265,7 @@ def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_how_to_resume(w
             proc.kill()
             proc.communicate()
     err = (seen + rest).decode(errors="replace")
-    assert proc.returncode == 130, err[-3000:]
+    assert proc.returncode == status, err[-3000:]
     ckpts = sorted((out / "checkpoints").iterdir())
     assert len(ckpts) == 1, ckpts  # only the interrupt's checkpoint (checkpoint_every=500)
     state = _strict_json(ckpts[0] / "state.json")
@@ -271,7 +278,7 @@ def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_how_to_resume(w
     assert [w for w in words[4:] if w != "--set"] == items
 
     # resuming continues from the saved step, exactly as an uninterrupted run would have trained
-    resumed = train(_cfg(world, "sigint", max_steps=saved + 2, checkpoint_every=500))
+    resumed = train(_cfg(world, name, max_steps=saved + 2, checkpoint_every=500))
     assert resumed.steps_done == saved + 2 and resumed.losses[:saved] == state["losses"]
-    straight = train(_cfg(world, "sigint_straight", max_steps=saved + 2, checkpoint_every=500))
+    straight = train(_cfg(world, f"{name}_straight", max_steps=saved + 2, checkpoint_every=500))
     assert resumed.losses == straight.losses

@@ -89,7 +89,7 @@ def _handle(args: argparse.Namespace) -> int:
                 f"{interrupted.checkpoint}\nresume with:\n  {resume_command(args)}",
                 file=sys.stderr,
             )
-        return 130
+        return 128 + interrupted.signum  # 130 for Ctrl-C, 143 for SIGTERM
     if main_process and result.already_complete:
         print(
             f"run already complete: {cfg.output_dir} holds its last checkpoint (step {result.steps_done} of "

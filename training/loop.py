@@ -76,18 +76,20 @@ class TrainResult:
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run; ``checkpoint`` (of ``step``) is where a re-run continues from.
+    """Ctrl-C or SIGTERM stopped the run; ``checkpoint`` (of ``step``) is where a re-run continues from.
 
-    After one Ctrl-C during the steps that is a checkpoint of the last finished step, written for it.
+    After one signal during the steps that is a checkpoint of the last finished step, written for it.
+    ``signum`` is the signal (the CLI exits with 128 + signum, as a shell reports a killed job).
     """
 
-    def __init__(self, step: int, checkpoint: Path) -> None:
+    def __init__(self, step: int, checkpoint: Path, signum: int = signal.SIGINT) -> None:
         super().__init__(
             f"training interrupted; its latest checkpoint (step {step}) is {checkpoint}. "
             "Running again with the same config and resume=auto (the default) continues from it"
         )
         self.step = step
         self.checkpoint = checkpoint
+        self.signum = int(signum)
 
 
 class _FirstInterrupt(KeyboardInterrupt):
@@ -95,36 +97,42 @@ class _FirstInterrupt(KeyboardInterrupt):
 
 
 class _StopRequest:
-    """While active, the first SIGINT asks the loop to stop at the end of the current step.
+    """While active, the first SIGINT or SIGTERM asks the loop to stop at the end of the current step.
 
     The step in progress is finished (never left half-applied to the optimizer), then a checkpoint
-    is written and :class:`TrainingInterrupted` raised. A further SIGINT aborts at once, except
-    within a second of the first: a terminal and a launcher (torchrun forwards the signal) can
-    deliver one Ctrl-C twice. Only installed in the main thread and where SIGINT is not ignored.
+    is written and :class:`TrainingInterrupted` raised. SIGTERM is what schedulers (SLURM, k8s,
+    torchrun stopping its workers) send before they kill a job, so a preempted run keeps its
+    progress too. A further signal aborts at once, except within a second of the first: a terminal
+    and a launcher (torchrun forwards the signal) can deliver one Ctrl-C twice. Only installed in
+    the main thread and for signals that are not ignored.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, announce: bool) -> None:
         self.announce = announce
         self.requested = False
+        #: The signal that asked for the stop (for the exit status: 128 + signum).
+        self.signum = signal.SIGINT
         self._first = 0.0
         self._raise_first = False
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _StopRequest:
         if threading.current_thread() is threading.main_thread():
-            previous = signal.getsignal(signal.SIGINT)
-            if previous is not signal.SIG_IGN:
-                self._previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in self.SIGNALS:
+                if signal.getsignal(signum) is not signal.SIG_IGN:
+                    self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     @contextlib.contextmanager
     def interruptible(self) -> Iterator[None]:
-        """Work that may stop mid-way (it changes no training state): the first SIGINT raises inside."""
+        """Work that may stop mid-way (it changes no training state): the first signal raises inside."""
         self._raise_first = True
         try:
             yield
@@ -137,11 +145,12 @@ class _StopRequest:
             if now - self._first < 1.0:
                 return
             raise KeyboardInterrupt
-        self.requested, self._first = True, now
+        self.requested, self._first, self.signum = True, now, signum
         if self.announce:  # os.write: print() may be mid-write on stderr (the progress bar) right now
+            what = b"interrupt" if signum == signal.SIGINT else b"SIGTERM"
             os.write(
                 sys.stderr.fileno(),
-                b"\ncosmos-ros train: interrupt received; finishing this step and writing a checkpoint "
+                b"\ncosmos-ros train: " + what + b" received; finishing this step and writing a checkpoint "
                 b"(Ctrl-C again to abort without it)\n",
             )
         if self._raise_first:
@@ -533,7 +542,7 @@ def train(
                 if done % cfg.checkpoint_every == 0 or done == end_step or stopping:
                     last_checkpoint = (done, write_checkpoint(done))
                 if stopping:
-                    raise TrainingInterrupted(*last_checkpoint)
+                    raise TrainingInterrupted(*last_checkpoint, stop.signum)
 
         steps_done = max(end_step, start_step)
         probe_end = probe()
@@ -560,7 +569,7 @@ def train(
         # An abort (second Ctrl-C) or a Ctrl-C after the steps: still say which checkpoint a re-run uses.
         if isinstance(exc, TrainingInterrupted) or last_checkpoint is None:
             raise
-        raise TrainingInterrupted(last_checkpoint[0], last_checkpoint[1]) from exc
+        raise TrainingInterrupted(last_checkpoint[0], last_checkpoint[1], stop.signum) from exc
     finally:
         if writer is not None:
             writer.close()
