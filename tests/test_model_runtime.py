@@ -138,8 +138,10 @@ def test_prompt_cache_skips_text_encoder_for_known_prompt(tiny_model_dir, frame,
     try:
         rt2.predict(frame, PROMPT, steps=1, num_frames=5)
         assert rt2.pipe.text_encoder is None and rt2.stats["text_encoder_loads"] == 0
+        assert rt2.pipe.tokenizer is None  # nor the tokenizer: it comes with the encoder
         rt2.predict(frame, "A new prompt about a door", steps=1, num_frames=5, guidance=1.0)
         assert rt2.stats["text_encoder_loads"] == 1 and rt2.stats["text_encoder_calls"] == 1
+        assert rt2.pipe.tokenizer is not None
     finally:
         rt2.close()
 

@@ -169,7 +169,7 @@ class CosmosRuntime:
         place = None if cpu_offload else device  # offloaded components start on the CPU
         pipe = Cosmos2_5_PredictBasePipeline(
             text_encoder=None,  # loaded lazily, only for prompts missing from the cache
-            tokenizer=loading.load_tokenizer(layout),
+            tokenizer=None,  # loaded with the text encoder: unused while prompts come from the cache
             transformer=loading.load_transformer(layout, torch_dtype, place),
             vae=loading.load_vae(layout, torch_dtype, place),
             scheduler=loading.load_scheduler(layout),
@@ -239,6 +239,8 @@ class CosmosRuntime:
 
     # --------------------------------------------------------------- text encoder
     def _ensure_text_encoder(self) -> Any:
+        if self.pipe.tokenizer is None:
+            self.pipe.register_modules(tokenizer=loading.load_tokenizer(self.layout))
         if self.pipe.text_encoder is None:
             encoder = loading.load_text_encoder(self.layout, self.dtype)
             self.stats["text_encoder_loads"] += 1
