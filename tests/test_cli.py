@@ -92,3 +92,12 @@ def test_a_closed_stdout_pipe_ends_any_command_quietly(tmp_path) -> None:
     finally:
         os.close(write)
     assert result.returncode == 141 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(("node", "parameter"), [("generation", "model_path"), ("capture", "camera_topic")])
+def test_node_help_lists_its_parameters_instead_of_starting_it(node: str, parameter: str) -> None:
+    pytest.importorskip("rclpy")
+    result = run_cli("node", node, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"usage: cosmos-ros node {node}" in result.stdout and f"  {parameter} " in result.stdout
+    assert "configured" not in result.stdout + result.stderr  # the node did not start

@@ -173,15 +173,13 @@ def _sampson(args: argparse.Namespace) -> Any:
 
 def _device_and_dtype(args: argparse.Namespace) -> tuple[str, str]:
     """Resolve ``auto``; a CUDA device on a machine without one is a clear error, before any work."""
-    import torch
-
     from cosmos_ros.cli import CliError
+    from cosmos_ros.model.loading import resolve_device_and_dtype
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CliError(f"--device {device}: CUDA is not available on this machine; use --device cpu or auto")
-    dtype = ("bfloat16" if device.startswith("cuda") else "float32") if args.dtype == "auto" else args.dtype
-    return device, dtype
+    try:
+        return resolve_device_and_dtype(args.device, args.dtype)
+    except ValueError as exc:
+        raise CliError(f"--{exc}") from exc
 
 
 def _check_generation_options(args: argparse.Namespace) -> None:

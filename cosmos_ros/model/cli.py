@@ -74,9 +74,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=None, help="multiple of 16 (default: from preset)")
     p.add_argument("--fit", default="crop", choices=["crop", "letterbox"], help=_D)
     p.add_argument("--seed", type=int, default=0, help=_D)
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument(
-        "--dtype", default=None, help="float32 | bfloat16 (default: bfloat16 on GPU, float32 on CPU)"
+        "--device",
+        default="auto",
+        help="torch device: auto, cuda, cuda:1, cpu (default: auto = cuda if available)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        help="auto | float32 | bfloat16 | float16 (default: auto = bfloat16 on a GPU, float32 on the CPU)",
     )
     p.add_argument("--safety-checker", default="auto", choices=["auto", "required", "off"], help=_D)
     p.add_argument("--cpu-offload", action="store_true", help="move components to the GPU only while used")
@@ -165,17 +171,16 @@ def _bag_frame(bag: Path, topic: str | None, index: int):
 
 def _predict(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
 
     from cosmos_ros.atomic import atomic_write_text
-    from cosmos_ros.model.loading import ModelDirectoryError
+    from cosmos_ros.model.loading import ModelDirectoryError, resolve_device_and_dtype
     from cosmos_ros.model.runtime import CosmosRuntime, check_settings
 
     output = _check_output(Path(args.output))
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CliError(f"--device {device}: CUDA is not available on this machine; use --device cpu")
-    dtype = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
+    try:
+        device, dtype = resolve_device_and_dtype(args.device, args.dtype)
+    except ValueError as exc:
+        raise CliError(f"--{exc}") from exc
     try:  # everything that can be checked without the model, before the minute it takes to load
         check_settings(
             args.model, args.preset, num_frames=args.num_frames, steps=args.steps, height=args.height,

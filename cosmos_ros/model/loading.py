@@ -66,6 +66,21 @@ def torch_dtype(dtype: Any) -> Any:
     return getattr(torch, name)
 
 
+def resolve_device_and_dtype(device: str | None = "auto", dtype: str | None = "auto") -> tuple[str, str]:
+    """``auto`` made concrete: cuda if available, else cpu; bfloat16 on a GPU, float32 on the CPU.
+
+    Raises ValueError for a CUDA device on a machine without one, before any model work.
+    """
+    import torch
+
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if device in (None, "", "auto") else device
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device}: CUDA is not available on this machine; use cpu (or auto)")
+    if dtype in (None, "", "auto"):
+        dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+    return str(device), str(dtype)
+
+
 def validate_model_dir(model_dir: str | os.PathLike[str]) -> ModelLayout:
     """Check the directory layout and component classes; raise :class:`ModelDirectoryError`."""
     root = Path(model_dir)

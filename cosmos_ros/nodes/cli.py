@@ -108,4 +108,24 @@ def _node(args: argparse.Namespace) -> int:
     import importlib
 
     module = importlib.import_module(NODE_MODULES[args.name])
+    own = args.args[: args.args.index("--ros-args")] if "--ros-args" in args.args else args.args
+    parameters = getattr(module, "PARAMETERS", None)
+    if parameters is not None and any(a in ("-h", "--help") for a in own) and args.name != "bag-player":
+        print(_parameter_help(args.name, parameters))  # the node itself would start, not print help
+        return 0
     return int(module.main([args.name, *args.args]) or 0)
+
+
+def _parameter_help(name: str, parameters: dict[str, tuple[object, str]]) -> str:
+    """The node's ROS parameters with their defaults: what --help shows for a node that takes only those."""
+    import json
+
+    width = max(len(p) for p in parameters)
+    lines = [
+        f"usage: cosmos-ros node {name} [--ros-args [--params-file FILE] [-p NAME:=VALUE ...]]",
+        "",
+        f"ROS 2 parameters of {name}_node (config/{name}_node.yaml documents the same):",
+    ]
+    for param, (default, description) in parameters.items():
+        lines.append(f"  {param:<{width}}  {description} (default: {json.dumps(default)})")
+    return "\n".join(lines)

@@ -244,16 +244,14 @@ class GenerationNode(LifecycleNode):
         self._active_ref = str(self.cfg["adapter"])
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        from cosmos_ros.model.loading import resolve_device_and_dtype
         from cosmos_ros.model.runtime import CosmosRuntime
 
-        device = self.cfg["device"]
-        if device == "auto":
-            import torch
-
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = self.cfg["dtype"]
-        if dtype == "auto":
-            dtype = "bfloat16" if str(device).startswith("cuda") else "float32"
+        try:
+            device, dtype = resolve_device_and_dtype(self.cfg["device"], self.cfg["dtype"])
+        except ValueError as exc:
+            self.get_logger().error(f"activate failed: parameter {exc}")
+            return TransitionCallbackReturn.FAILURE
         try:
             started = time.monotonic()
             self.runtime = CosmosRuntime.load(
