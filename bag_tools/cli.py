@@ -25,6 +25,28 @@ def _workers(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    """argparse type for counts and sizes: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """argparse type for rates: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
+    return value
+
+
 def _convert_defaults() -> dict[str, Any]:
     from cosmos_ros.bag_tools.convert import ConvertConfig
 
@@ -161,10 +183,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="(default: ros1 for a name ending in .bag, else mcap)",
     )
-    p.add_argument("--frames", type=int, default=96, help=_D)
-    p.add_argument("--fps", type=float, default=30.0, help="camera rate " + _D)
-    p.add_argument("--height", type=int, default=240, help=_D)
-    p.add_argument("--width", type=int, default=320, help=_D)
+    p.add_argument("--frames", type=_positive_int, default=96, help=_D)
+    p.add_argument("--fps", type=_positive_float, default=30.0, help="camera rate " + _D)
+    p.add_argument("--height", type=_positive_int, default=240, help=_D)
+    p.add_argument("--width", type=_positive_int, default=320, help=_D)
     p.add_argument("--encoding", default="rgb8", help="raw encoding, or jpeg/png for CompressedImage " + _D)
     p.add_argument("--topic", default="/camera/image_raw", help=_D)
     p.add_argument("--second-view", action="store_true", help="add a second camera on TOPIC + '_side'")

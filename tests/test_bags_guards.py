@@ -166,3 +166,10 @@ def test_bags_too_short_for_one_clip_are_an_error_that_says_what_a_clip_needs(tm
     result = cli("bags", "convert", str(bag), "-o", str(tmp_path / "ds"), *TARGET, "--prompt", "p")
     assert result.returncode == 1
     assert "no clip could be cut: each needs 9 frames at 16 fps, i.e. 0.6 s" in result.stderr
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--frames", "0"), ("--height", "-4"), ("--fps", "0")])
+def test_synth_refuses_sizes_and_rates_that_are_not_positive(tmp_path: Path, flag: str, value: str) -> None:
+    result = cli("bags", "synth", str(tmp_path / "b"), flag, value)
+    assert result.returncode == 2 and f"argument {flag}: must be" in result.stderr
+    assert not (tmp_path / "b").exists()
