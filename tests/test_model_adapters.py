@@ -119,3 +119,28 @@ def test_corrupt_and_pickled_adapters_are_refused(runtime, tmp_path):
     with pytest.raises(ValueError, match="only safetensors"):
         runtime.load_adapter("pickled", pickled / "pytorch_lora_weights.bin")
     assert runtime.loaded_adapters == []
+
+
+def test_sorted_safetensors_metadata_gives_the_same_bytes_for_the_same_adapter(tmp_path) -> None:
+    import hashlib
+
+    import torch
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from cosmos_ros.model.adapter_folder import sort_safetensors_metadata
+
+    tensors = {"b": torch.arange(6.0).reshape(2, 3), "a": torch.ones(3, dtype=torch.bfloat16)}
+    metadata = {"format": "pt", "lora_adapter_metadata": '{"r": 8, "note": "\u00e9\\n"}', "alpha": "1"}
+    digests = set()
+    for i in range(12):  # safetensors' own order varies between writes (a hash map)
+        path = tmp_path / f"{i}.safetensors"
+        save_file(tensors, str(path), metadata=metadata)
+        sort_safetensors_metadata(path)
+        digests.add(hashlib.sha256(path.read_bytes()).hexdigest())
+    assert len(digests) == 1
+    loaded = load_file(str(path))
+    assert all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    with safe_open(str(path), framework="pt") as handle:
+        assert handle.metadata() == metadata
+    assert not sort_safetensors_metadata(path)  # already sorted: left as it is

@@ -16,7 +16,12 @@ from typing import Any
 import torch
 
 from cosmos_ros.atomic import atomic_path
-from cosmos_ros.model.adapter_folder import WEIGHTS_NAME, AdapterMetadata, write_adapter_metadata
+from cosmos_ros.model.adapter_folder import (
+    WEIGHTS_NAME,
+    AdapterMetadata,
+    sort_safetensors_metadata,
+    write_adapter_metadata,
+)
 
 from .adapters import adapter_config_dict, stock_lora_state_dict
 
@@ -57,6 +62,7 @@ def write_adapter_folder(
             weight_name=WEIGHTS_NAME,
             transformer_lora_adapter_metadata=adapter_config_dict(transformer),
         )
+        sort_safetensors_metadata(tmp / WEIGHTS_NAME)  # the same adapter, the same bytes
         write_adapter_metadata(tmp, metadata)
     return Path(folder)
 

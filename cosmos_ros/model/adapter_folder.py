@@ -121,3 +121,29 @@ def weights_path(folder_or_file: str | os.PathLike[str]) -> Path:
     if path.suffix != ".safetensors":
         raise ValueError(f"adapter file {path} is not a .safetensors file; only safetensors is accepted")
     return path
+
+
+def sort_safetensors_metadata(path: str | os.PathLike[str]) -> bool:
+    """Rewrite a safetensors header with its ``__metadata__`` keys sorted; True if it changed.
+
+    Why: safetensors writes that map in hash order, which changes from one write to the next, so
+    the same adapter got other bytes (and another registry sha256) each time diffusers' two keys
+    (``format``, ``lora_adapter_metadata``) swapped. The tensors, offsets and header length stay
+    as they are: the header is re-serialised compactly and padded with spaces as safetensors does.
+    """
+    import struct
+
+    with open(path, "r+b") as fh:
+        (length,) = struct.unpack("<Q", fh.read(8))
+        raw = fh.read(length)
+        header = json.loads(raw)
+        metadata = header.get("__metadata__")
+        if not isinstance(metadata, dict) or list(metadata) == sorted(metadata):
+            return False
+        header["__metadata__"] = dict(sorted(metadata.items()))
+        text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(text) > length:  # not the compact form this was written in: leave it alone
+            return False
+        fh.seek(8)
+        fh.write(text + b" " * (length - len(text)))
+    return True
