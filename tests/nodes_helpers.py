@@ -173,6 +173,20 @@ class Client:
 
         return stop_camera
 
+    def lifecycle(self, node: str) -> Callable[[int], bool]:
+        """``transition(id) -> success`` over ``node``'s lifecycle change_state service."""
+        from lifecycle_msgs.msg import Transition
+        from lifecycle_msgs.srv import ChangeState
+
+        change = self.node.create_client(ChangeState, f"{node}/change_state")
+        assert change.wait_for_service(timeout_sec=10), f"{node}/change_state not discovered"
+
+        def transition(tid: int) -> bool:
+            request = ChangeState.Request(transition=Transition(id=tid))
+            return self.wait(change.call_async(request), 60).success
+
+        return transition
+
     def collect(self, msg_type: Any, topic: str, qos: Any) -> list[Any]:
         received: list[Any] = []
         self.node.create_subscription(msg_type, topic, received.append, qos)

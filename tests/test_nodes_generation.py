@@ -299,15 +299,12 @@ def test_bounded_queue_serves_goals_in_turn(setup) -> None:
 
 def test_deactivate_frees_the_model_and_activate_serves_again(setup) -> None:
     from lifecycle_msgs.msg import Transition
-    from lifecycle_msgs.srv import ChangeState, GetState
+    from lifecycle_msgs.srv import GetState
 
     client = setup["client"]
-    change = client.node.create_client(ChangeState, "/generation_node/change_state")
+    transition = client.lifecycle("/generation_node")
     get = client.node.create_client(GetState, "/generation_node/get_state")
-    assert change.wait_for_service(timeout_sec=10) and get.wait_for_service(timeout_sec=10)
-
-    def transition(tid: int) -> bool:
-        return client.wait(change.call_async(ChangeState.Request(transition=Transition(id=tid))), 60).success
+    assert get.wait_for_service(timeout_sec=10)
 
     assert transition(Transition.TRANSITION_DEACTIVATE)
     assert client.wait(get.call_async(GetState.Request()), 10).current_state.label == "inactive"
