@@ -14,24 +14,13 @@ from cosmos_ros.cli import CliError
 _D = "(default: %(default)s)"
 
 
-def _workers(text: str) -> int:
-    """argparse type for --workers: an integer >= 1 (0 or negatives used to pass silently)."""
+def _positive_int(text: str) -> int:
+    """argparse type for counts, sizes and --workers: an integer >= 1 written plainly (not ``01``)."""
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value < 1 or str(value) != text.strip():
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1 (1 = no extra processes), got {text!r}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    """argparse type for counts and sizes: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
         raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
     return value
 
@@ -156,7 +145,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seed", type=int, default=S, help=f"split seed (default: {d['seed']})")
     p.add_argument(
-        "--workers", type=_workers, default=1, help="processes converting bags in parallel, >= 1 " + _D
+        "--workers", type=_positive_int, default=1, help="processes converting bags in parallel, >= 1 " + _D
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted conversion")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
