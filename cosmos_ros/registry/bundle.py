@@ -21,15 +21,16 @@ import lzma
 import os
 import re
 import tarfile
+import tempfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from cosmos_ros.atomic import atomic_path
-from cosmos_ros.registry.artifacts import SHA256_RE
+from cosmos_ros.registry.artifacts import SHA256_RE, inspect_safetensors
 from cosmos_ros.registry.names import InvalidNameError, validate_name, validate_tag
-from cosmos_ros.registry.records import STATUSES, AdapterRecord, BundleError, utc_now
+from cosmos_ros.registry.records import STATUSES, AdapterRecord, ArtifactError, BundleError, utc_now
 
 BUNDLE_SCHEMA = "cosmos_ros.registry-bundle/1"
 MANIFEST_NAME = "bundle.json"
@@ -38,7 +39,6 @@ _ARTIFACT_RE = re.compile(r"^artifact/[0-9a-f]{64}\.safetensors\Z")
 #: What reading a cut-off or corrupted archive raises (tarfile does not wrap the decompressors').
 _READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
 _CHUNK = 4 * 1024 * 1024
-_MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024  # the safetensors library's own limit
 
 
 def artifact_member(sha256: str) -> str:
@@ -164,57 +164,28 @@ def check_bundle(path: str | os.PathLike[str]) -> AdapterRecord:
     """Read a whole bundle without a registry: structure, manifest, artifact hash and header.
 
     Why: ``adapters import`` runs this before it opens (and so creates) the registry, so a
-    truncated, foreign or tampered bundle leaves no empty registry behind. The store checks the
-    artifact again (with the safetensors library) when it copies it in.
+    truncated, foreign or tampered bundle leaves no empty registry behind. The artifact goes
+    through the same safetensors check (:func:`inspect_safetensors`) the store applies when it
+    copies it in, on a private temporary copy.
     """
     label = str(path)
-    with open_bundle(path) as (record, stream):
+    with tempfile.TemporaryDirectory(prefix="cosmos_ros_bundle_") as tmp:
+        copy = Path(tmp) / "artifact.safetensors"
         digest = hashlib.sha256()
-        head = stream.read(8)
-        digest.update(head)
-        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
-        readable = 0 < header_len <= min(record.artifact_size - 8, _MAX_SAFETENSORS_HEADER)
-        header = stream.read(header_len) if readable else b""
-        digest.update(header)
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    if digest.hexdigest() != record.artifact_sha256:
-        raise BundleError(
-            f"{label}: artifact hashes to {digest.hexdigest()}, but the record says "
-            f"{record.artifact_sha256} (damaged or tampered); nothing imported"
-        )
-    _check_safetensors_header(header, header_len, record.artifact_size, label)
+        with open_bundle(path) as (record, stream), open(copy, "wb") as out:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+        if digest.hexdigest() != record.artifact_sha256:
+            raise BundleError(
+                f"{label}: artifact hashes to {digest.hexdigest()}, but the record says "
+                f"{record.artifact_sha256} (damaged or tampered); nothing imported"
+            )
+        try:
+            inspect_safetensors(copy, f"{label}: artifact")
+        except ArtifactError as exc:
+            raise BundleError(str(exc)) from exc
     return record
-
-
-def _check_safetensors_header(header: bytes, header_len: int, size: int, label: str) -> None:
-    """The safetensors layout: 8-byte length, a JSON header of tensors, then exactly their data."""
-    problem = _safetensors_problem(header, header_len, size)
-    if problem is not None:
-        raise BundleError(
-            f"{label}: artifact is not a valid safetensors file ({problem}); only safetensors is accepted"
-        )
-
-
-def _safetensors_problem(header: bytes, header_len: int, size: int) -> str | None:
-    if header_len <= 0 or len(header) != header_len:
-        return "no safetensors header"
-    try:
-        parsed = json.loads(header.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        return "its header is not JSON"
-    if not isinstance(parsed, dict):
-        return "its header is not a JSON object"
-    tensors = [value for key, value in parsed.items() if key != "__metadata__"]
-    if not tensors:
-        return "a safetensors header without tensors"
-    try:
-        end = max(int(tensor["data_offsets"][1]) for tensor in tensors)
-    except (TypeError, KeyError, IndexError, ValueError):
-        return "a tensor without data offsets"
-    if 8 + header_len + end != size:
-        return f"its tensor data does not fill the file ({8 + header_len + end} of {size} bytes)"
-    return None
 
 
 def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) -> AdapterRecord:

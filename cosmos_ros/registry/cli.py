@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cosmos_ros.cli import CliError, quiet_closed_pipe
+from cosmos_ros.cli import CliError
 
 _REGISTRY_HELP = (
     "registry directory (default: $COSMOS_ROS_REGISTRY if set, else ~/.cache/cosmos_ros/registry)"
@@ -19,7 +19,6 @@ _REGISTRY_HELP = (
 _BY_HELP = "who is acting, recorded in the audit log (default: $COSMOS_ROS_USER, else the login name)"
 _REF_HELP = "NAME, NAME@VERSION, NAME@latest or NAME@<status> (plain NAME: newest approved, else newest)"
 _STATUSES = ("draft", "candidate", "approved", "deprecated", "revoked")
-#: Exit status after the reader of stdout went away (``| head``): 128 + SIGPIPE, as the shell reports.
 #: Width for output that goes to a pipe or file (no $COLUMNS): wide enough that no line is folded.
 _PIPE_WIDTH = 10_000
 
@@ -196,8 +195,8 @@ def _handle(
     """Open the registry and turn the registry's deliberate errors into clean CLI errors.
 
     ``precheck`` runs before the registry is opened, because opening creates it: a command that
-    is going to fail on its input must not leave an empty registry behind. Every registry command
-    prints through here, so a closed stdout (``| head``) is handled once, for all of them.
+    is going to fail on its input must not leave an empty registry behind. A closed stdout
+    (``| head``) is handled by ``cosmos_ros.cli.main`` for every command.
     """
 
     @functools.wraps(handler)
@@ -209,11 +208,7 @@ def _handle(
                 precheck(args)
             with open_registry(args.registry) as registry:
                 args.registry_obj = registry
-                code = handler(args)
-            sys.stdout.flush()  # output that fit the buffer meets a closed pipe only here
-            return code
-        except BrokenPipeError:
-            return quiet_closed_pipe()
+                return handler(args)
         except (RegistryError, InvalidNameError, FileNotFoundError) as exc:
             raise CliError(str(exc)) from exc
         except ValueError as exc:  # adapter_metadata.json problems name their file
@@ -234,7 +229,7 @@ def _console() -> Any:
     if not os.environ.get("COLUMNS") and not _is_terminal(sys.stdout):
         width = _PIPE_WIDTH
     console = Console(highlight=False, soft_wrap=True, width=width)
-    console.on_broken_pipe = _raise_broken_pipe  # rich's own handling exits 1; _handle's exits 141
+    console.on_broken_pipe = _raise_broken_pipe  # rich's own handling exits 1; cli.main's exits 141
     return console
 
 
