@@ -409,7 +409,7 @@ def train(
     if resume_from is not None:
         load_trainable_state(transformer, load_adapter_tensors(resume_from), str(resume_from))
         load_checkpoint(resume_from, optimizer, scheduler)
-        losses = [math.nan if v is None else float(v) for v in info.get("losses", [])]
+        losses = _recorded_losses(info)
         step_times = [float(v) for v in info.get("step_seconds", [])]
         started_at = str(info.get("started_at") or started_at)
         log.info("resumed from %s at step %d", resume_from, start_step)
@@ -578,6 +578,11 @@ def train(
     return TrainResult(adapter_dir, losses, steps_done, probe_start, probe_end, metrics)
 
 
+def _recorded_losses(info: dict[str, Any]) -> list[float]:
+    """A checkpoint's losses, as floats (state.json stores a non-finite loss as null)."""
+    return [math.nan if v is None else float(v) for v in info.get("losses", [])]
+
+
 def _finished_run(output_dir: Path, info: dict[str, Any], identity: dict[str, Any]) -> TrainResult | None:
     """The result of a run already trained to its last step whose adapter folder is in place, else None.
 
@@ -602,7 +607,7 @@ def _finished_run(output_dir: Path, info: dict[str, Any], identity: dict[str, An
         or not all(same_value(meta.training_config.get(name), identity[name]) for name in RESUME_MUST_MATCH)
     ):
         return None
-    losses = [math.nan if v is None else float(v) for v in info.get("losses", [])]
+    losses = _recorded_losses(info)
 
     def number(name: str) -> float:
         value = metrics.get(name)
@@ -738,7 +743,7 @@ def _write_output(
         dataset_path=str(split.root),
         training_config=cfg.to_dict(),
         code_version=code_version(),
-        metrics=json_safe(json.loads(json.dumps(metrics, default=float))),
+        metrics=metrics,  # already plain, strict-JSON values (train() made them so)
         started_at=started_at,
         finished_at=datetime.now(timezone.utc).isoformat(),
     )
