@@ -242,19 +242,22 @@ def _check_replaceable(final: Path, overwrite: bool) -> None:
             f"{final}: --overwrite refuses to delete a folder that holds other things: {shown} "
             f"(a tiny model holds only {', '.join(TINY_MODEL_ENTRIES)})"
         )
-    if not _is_tiny_hint(final / HINT_NAME):
+    if not _is_tiny_model(final):
         raise FileExistsError(
             f"{final}: --overwrite refuses to delete a model folder that is not a tiny model "
             f"(no {HINT_NAME} with kind 'tiny'); it may be a real model"
         )
 
 
-def _is_tiny_hint(path: Path) -> bool:
+def _is_tiny_model(folder: Path) -> bool:
+    """The folder's hint file (read as the runtime reads it) says it is a tiny model."""
+    from cosmos_ros.model.presets import read_model_hint  # presets imports this module
+
     try:
-        hint = json.loads(path.read_text(encoding="utf-8"))
+        hint = read_model_hint(folder)
     except (OSError, ValueError):
         return False
-    return isinstance(hint, dict) and hint.get("schema") == HINT_SCHEMA and hint.get("kind") == "tiny"
+    return isinstance(hint, dict) and hint.get("kind") == "tiny"
 
 
 class _NoChecker:
