@@ -243,27 +243,48 @@ def to_uint8(frames: Any) -> Any:
     return np.clip(np.rint(np.asarray(frames) * 255.0), 0, 255).astype(np.uint8)
 
 
+#: Where compiled kernels are kept unless a folder is given (see :func:`set_compile_cache`).
+DEFAULT_COMPILE_CACHE = Path("~/.cache/cosmos_ros/torch_compile")
+
+
 def compile_transformer(
     transformer: Any, *, cache_dir: str | os.PathLike[str] | None = None, mode: str | None = None
-) -> None:
+) -> Path:
     """Compile each transformer block in place (regional compilation).
 
     The 28 blocks share one compiled graph, so compiling takes seconds rather than the ~2 minutes
     of a whole-model compile, and runs as fast. ``cache_dir`` (default
     ``~/.cache/cosmos_ros/torch_compile``) holds Inductor's and Triton's on-disk caches, so a
-    restarted node reuses the compiled kernels instead of paying for them again.
+    restarted node reuses the compiled kernels instead of paying for them again. Returns the
+    cache folder in use.
     """
-    set_compile_cache(cache_dir)
+    root = set_compile_cache(cache_dir)
     for block in transformer.transformer_blocks:
         block.compile(fullgraph=False, dynamic=False, mode=mode)
+    return root
 
 
 def set_compile_cache(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Point PyTorch's compile caches at a persistent folder (kept across restarts)."""
-    root = Path(cache_dir or Path.home() / ".cache" / "cosmos_ros" / "torch_compile").expanduser()
+    """Point PyTorch's compile caches at a persistent folder (kept across restarts); returns it.
+
+    Importing ``torch._dynamo`` (diffusers does) already sets ``TORCHINDUCTOR_CACHE_DIR`` to
+    PyTorch's default under the temporary folder, which a reboot empties, so the variables are
+    set here, not defaulted. With ``cache_dir`` None a folder the user chose through
+    ``TORCHINDUCTOR_CACHE_DIR`` (anything but PyTorch's default) is kept, else
+    ``~/.cache/cosmos_ros/torch_compile`` is used.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    current = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if cache_dir is None and current and os.path.abspath(current) != os.path.abspath(default_cache_dir()):
+        return Path(current)
+    root = Path(cache_dir or DEFAULT_COMPILE_CACHE).expanduser().absolute()
     root.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(root / "inductor"))
-    os.environ.setdefault("TRITON_CACHE_DIR", str(root / "triton"))
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(root / "inductor")
+    if cache_dir is None:
+        os.environ.setdefault("TRITON_CACHE_DIR", str(root / "triton"))
+    else:
+        os.environ["TRITON_CACHE_DIR"] = str(root / "triton")
     os.environ.setdefault("TORCHINDUCTOR_FX_GRAPH_CACHE", "1")
     os.environ.setdefault("TORCHINDUCTOR_AUTOGRAD_CACHE", "1")
     return root

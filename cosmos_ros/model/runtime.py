@@ -145,9 +145,10 @@ class CosmosRuntime:
         of the wrong class or a different model family. ``cpu_offload`` keeps components on the
         CPU and moves each to ``device`` only while it runs (diffusers model CPU offload).
         ``engine``: ``fast`` or ``stock`` (module docstring). ``compile`` compiles each transformer
-        block (fast engine; kernels cached under ``compile_cache_dir``, default
-        ``~/.cache/cosmos_ros/torch_compile``). ``attention_backend``: a diffusers attention
-        backend name such as ``_native_cudnn`` (None: PyTorch's own choice).
+        block (fast engine; kernels cached under ``compile_cache_dir``, default a
+        ``TORCHINDUCTOR_CACHE_DIR`` the user set, else ``~/.cache/cosmos_ros/torch_compile``).
+        ``attention_backend``: a diffusers attention backend name such as ``_native_cudnn``
+        (None: PyTorch's own choice).
         """
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
@@ -183,7 +184,8 @@ class CosmosRuntime:
         if attention_backend:
             pipe.transformer.set_attention_backend(attention_backend)
         if compile:
-            fast_sampler.compile_transformer(pipe.transformer, cache_dir=compile_cache_dir)
+            cache = fast_sampler.compile_transformer(pipe.transformer, cache_dir=compile_cache_dir)
+            log.info("compiled kernels are cached in %s", cache)
         runtime = cls(
             layout,
             pipe,

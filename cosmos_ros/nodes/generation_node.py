@@ -77,7 +77,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "cpu_offload": (False, "keep components on the CPU, move each to the GPU only while it runs"),
     "safety_checker": ("auto", "auto | required | off (off logs a warning; see cosmos_ros/model/safety.py)"),
     "compile": (False, "torch.compile each transformer block (GPU; kernels cached across restarts)"),
-    "compile_cache_dir": ("", "compile cache folder ('' = ~/.cache/cosmos_ros/torch_compile)"),
+    "compile_cache_dir": (
+        "",
+        "compile cache folder ('' = $TORCHINDUCTOR_CACHE_DIR if set, else ~/.cache/cosmos_ros/torch_compile)",
+    ),
     "attention_backend": ("", "diffusers attention backend, e.g. _native_cudnn ('' = PyTorch's choice)"),
     "warmup": (True, "run one denoising step at the preset size on activate (compiles before requests)"),
     "prompt_cache_dir": ("", "folder caching prompt embeddings ('' = in memory only)"),
