@@ -1,11 +1,15 @@
 """Time to ready of a restarted generation runtime: cold vs warm PyTorch compile cache.
 
 The parent writes a model folder in the released layout with the real 2B transformer and Wan VAE
-(random bf16 weights), then starts the same child twice with one fresh compile-cache folder. Each
-child does exactly what generation_node does on activate with ``compile: true``:
+(random bf16 weights), then starts the same child once cold and ``--warm-starts`` times more
+(default 3) with one fresh compile-cache folder. Each child does exactly what generation_node
+does on activate with ``compile: true``:
 ``CosmosRuntime.load(..., compile=True, attention_backend="_native_cudnn")`` then
 ``runtime.warmup(preset)``. "Ready" is the time from process start to the end of the warm-up
-step. The second child finds the first one's Inductor/Triton artefacts on disk.
+step. Later children find the first one's Inductor/Triton artefacts on disk. Where the Python
+in use has no bytecode for torch and writes none, the children get a bytecode cache first, as a
+pip install would have (``cache_bytecode``); the results say which. ``--profile DIR`` keeps a
+cProfile summary of each runtime start.
 
 With ``--node`` each child is the real ROS 2 node process instead (``python -m
 cosmos_ros.nodes.generation_node`` with ``compile: true``, ``warmup: true``, autostart), and "ready"
@@ -13,7 +17,7 @@ is when the parent, over DDS, sees the node's lifecycle state ACTIVE and its ``p
 action server (activation includes the warm-up step); the time of the node's own "model loaded"
 log line is kept beside it.
 
-Usage (GPU):  python benchmarks/bench_restart.py [--node] --out restart.json
+Usage (GPU):  python benchmarks/bench_restart.py [--node] [--warm-starts 3] --out restart.json
 Sanity (CPU): python benchmarks/bench_restart.py --node --quick   (tiny model, no compilation)
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -32,8 +37,13 @@ from typing import Any
 from common import build_model_dir, median, write_results
 
 
-def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
+def child(model_dir: Path, cache_dir: Path, preset: str, profile: Path | None = None) -> None:
     started = time.perf_counter()
+    if profile is not None:  # where the start's Python time goes (cProfile slows it: times are not results)
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     import torch
 
     from cosmos_ros.model.runtime import CosmosRuntime
@@ -47,6 +57,17 @@ def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
     runtime.warmup(preset)
     torch.cuda.synchronize()
     ready = time.perf_counter()
+    if profile is not None:
+        import io
+        import pstats
+
+        profiler.disable()
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text)
+        stats.sort_stats("cumulative").print_stats(80)
+        stats.sort_stats("tottime").print_stats(40)
+        stats.sort_stats("cumulative").print_stats("cosmos_ros|from_pretrained|convert_frame|compile_fx", 60)
+        profile.write_text(text.getvalue(), encoding="utf-8")
     print(
         "READY "
         + json.dumps(
@@ -58,6 +79,47 @@ def child(model_dir: Path, cache_dir: Path, preset: str) -> None:
             }
         ),
         flush=True,
+    )
+
+
+#: What every start imports; run once before the cold start where bytecode must be cached by hand.
+START_IMPORTS = (
+    "import cosmos_ros.model.runtime, diffusers.pipelines.cosmos.pipeline_cosmos2_5_predict, "
+    "torch._inductor.compile_fx"
+)
+
+
+def cache_bytecode(work: Path, node: bool) -> str:
+    """Make the children import cached bytecode, as they do on any machine pip installed.
+
+    Some images (the GPU machine of RESULTS.md's restart figures is one) ship site-packages with
+    no ``__pycache__`` and write none, so every process compiles torch, transformers and diffusers
+    from source again: about 9 s of each start there, which a pip install (it compiles bytecode)
+    never pays. Then the children get a ``PYTHONPYCACHEPREFIX`` under ``work``, filled by one
+    import run before the cold start, as pip's install step would. Returns what was found.
+    """
+    import importlib.util
+
+    import torch
+
+    cached = Path(importlib.util.cache_from_source(torch.__file__))
+    if cached.exists():
+        return f"present ({cached.parent})"
+    if sys.dont_write_bytecode:
+        why = "PYTHONDONTWRITEBYTECODE is set"
+    elif not os.access(cached.parent.parent, os.W_OK):
+        why = f"{cached.parent.parent} is read-only"
+    else:
+        why = f"{cached.parent} holds none yet"
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    imports = START_IMPORTS + (", cosmos_ros.nodes.generation_node" if node else "")
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", imports], check=True)
+    print(f"bytecode: none for torch ({why}); compiled once into {work / 'pycache'}", flush=True)
+    return (
+        f"missing ({why}): children use PYTHONPYCACHEPREFIX=<work>/pycache, "
+        f"filled by one import run ({time.perf_counter() - t0:.1f} s) before the cold start"
     )
 
 
@@ -144,12 +206,16 @@ def main() -> None:
     p.add_argument("--preset", default="full", help="preset of the warm-up step (default full: 432x768x93)")
     p.add_argument("--out", default="bench_restart.json")
     p.add_argument("--child", nargs=2, metavar=("MODEL_DIR", "CACHE_DIR"), help=argparse.SUPPRESS)
+    p.add_argument(
+        "--profile", type=Path, metavar="DIR",
+        help="runtime starts: write each child's cProfile summary to DIR/profile_<label>.txt",
+    )  # fmt: skip
     p.add_argument("--node", action="store_true", help="time the real generation_node process (needs rclpy)")
     p.add_argument("--quick", action="store_true", help="tiny model on the CPU: a sanity check, not a result")
-    p.add_argument("--warm-starts", type=int, default=3, help="--node: starts after the cold one (default 3)")
+    p.add_argument("--warm-starts", type=int, default=3, help="starts after the cold one (default 3)")
     args = p.parse_args()
     if args.child:
-        child(Path(args.child[0]), Path(args.child[1]), args.preset)
+        child(Path(args.child[0]), Path(args.child[1]), args.preset, args.profile)
         return
 
     import torch
@@ -159,6 +225,7 @@ def main() -> None:
     t0 = time.perf_counter()
     build_model_dir(model_dir, quick=args.quick)
     results: dict[str, Any] = {"save_model_s": time.perf_counter() - t0, "starts": [], "node": args.node}
+    results["bytecode"] = cache_bytecode(work, args.node)
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     if args.node:
@@ -179,18 +246,14 @@ def main() -> None:
         finally:
             rclpy.shutdown()
         return
-    for label in ("cold_cache", "warm_cache"):
+    for label in ("cold_cache", *(f"warm_cache_{i + 1}" for i in range(args.warm_starts))):
         start = time.perf_counter()
+        cmd = [sys.executable, __file__, "--child", str(model_dir), str(cache_dir), "--preset", args.preset]
+        if args.profile is not None:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            cmd += ["--profile", str(args.profile / f"profile_{label}.txt")]
         proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                str(model_dir),
-                str(cache_dir),
-                "--preset",
-                args.preset,
-            ],
+            cmd,
             capture_output=True,
             text=True,
             timeout=400,
