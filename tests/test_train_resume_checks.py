@@ -111,6 +111,21 @@ def test_resume_refuses_a_checkpoint_of_another_run(world):
     assert resumed.steps_done == 5 and resumed.losses[:3] == first.losses
 
 
+def test_resume_none_is_refused_beside_an_earlier_runs_checkpoints(world):
+    """resume=none in a folder with checkpoints would mix two runs (pruning could drop the new one's)."""
+    root = world[0]
+    train(_cfg(world, "fresh_again", max_steps=6))
+    folder = root / "fresh_again" / "checkpoints"
+    before = sorted(p.name for p in folder.iterdir())
+    refusal = r"resume=none, but .* holds 2 checkpoint\(s\) .*latest step_00000006"
+    with pytest.raises(ValueError, match=refusal):
+        train(_cfg(world, "fresh_again", max_steps=3, resume="none"))
+    assert sorted(p.name for p in folder.iterdir()) == before  # nothing written or pruned
+    shutil.rmtree(folder)  # what the message offers: then the run starts over
+    again = train(_cfg(world, "fresh_again", max_steps=3, resume="none"))
+    assert again.steps_done == 3 and sorted(p.name for p in folder.iterdir()) == ["step_00000003"]
+
+
 def test_old_checkpoint_of_another_rank_is_refused_by_name_not_by_a_tensor_error(world):
     """A checkpoint from before identities were recorded: the adapter shapes still get a clear error."""
     root = world[0]

@@ -150,8 +150,8 @@ def check_resume_matches(
         "and continuing would mix two different trainings:\n" + "\n".join(lines) + "\n"
         "To continue that run, set these back to the checkpoint's values. To train with the new "
         "settings, start a new run in another folder (--set output_dir=NEW_FOLDER), or delete "
-        f"{checkpoint_dir(output_dir)} to start over in this one (--set resume=none alone would leave "
-        "the old checkpoints beside the new run's)."
+        f"{checkpoint_dir(output_dir)} to start over in this one (resume=none is refused while "
+        "it holds checkpoints)."
     )
 
 
@@ -249,8 +249,22 @@ def save_checkpoint(
 
 
 def find_resume_point(output_dir: str | Path, resume: str) -> Path | None:
-    """``auto``: the latest checkpoint (or None); ``none``: None; else the given folder."""
+    """``auto``: the latest checkpoint (or None); ``none``: None; else the given folder.
+
+    ``none`` is refused while ``output_dir`` holds checkpoints: the new run's would sit beside
+    the old run's, pruning keeps the highest steps (it could delete the new run's own), and a later
+    ``auto`` would resume whichever run got further.
+    """
     if resume == "none":
+        earlier = list_checkpoints(output_dir)
+        if earlier:
+            folder = checkpoint_dir(output_dir)
+            raise ValueError(
+                f"resume=none, but {folder} holds {len(earlier)} checkpoint(s) of an earlier run "
+                f"(latest {earlier[-1].name}): this run's checkpoints would be mixed with them. "
+                "Continue that run (resume=auto), start in another folder (--set output_dir=NEW_FOLDER), "
+                f"or delete {folder} to start over in this one."
+            )
         return None
     if resume == "auto":
         found = list_checkpoints(output_dir)

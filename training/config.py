@@ -269,8 +269,9 @@ FIELD_HELP: dict[str, str] = {
     "attention_backend": "diffusers attention backend (e.g. native, _native_cudnn, flash); null: default",
     "checkpoint_every": "save a resumable checkpoint every N optimizer steps (and at the end)",
     "keep_checkpoints": "keep the last K checkpoints",
-    "resume": "auto (latest checkpoint in output_dir, if any) | none | a checkpoint folder; a checkpoint "
-    "of other settings (base, dataset, adapter, seed, ...) is refused, naming each field that differs",
+    "resume": "auto (latest checkpoint in output_dir, if any) | none (refused while output_dir holds "
+    "checkpoints) | a checkpoint folder; a checkpoint of other settings (base, dataset, adapter, seed, "
+    "...) is refused, naming each field that differs",
     "validation_every": "validate every N optimizer steps (0: only at the end; none without clips)",
     "validation_steps": "denoising steps of the validation predictions",
     "log_every": "log loss and learning rate to TensorBoard every N optimizer steps",
