@@ -98,19 +98,16 @@ def cache_bytecode(work: Path, node: bool) -> str:
     never pays. Then the children get a ``PYTHONPYCACHEPREFIX`` under ``work``, filled by one
     import run before the cold start, as pip's install step would. Returns what was found.
     """
-    import importlib.util
-
     import torch
 
-    cached = Path(importlib.util.cache_from_source(torch.__file__))
-    if cached.exists():
-        return f"present ({cached.parent})"
-    if sys.dont_write_bytecode:
-        why = "PYTHONDONTWRITEBYTECODE is set"
-    elif not os.access(cached.parent.parent, os.W_OK):
-        why = f"{cached.parent.parent} is read-only"
-    else:
-        why = f"{cached.parent} holds none yet"
+    from cosmos_ros.model.loading import missing_bytecode
+
+    why = missing_bytecode()
+    if why is None:
+        return "present"
+    site = Path(torch.__file__).parent.parent
+    why = why.replace(f"{os.environ.get('PYTHONPYCACHEPREFIX', '')}{site}", "<site-packages>")
+    why = why.replace(str(site), "<site-packages>")  # results name no machine's paths
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
     imports = START_IMPORTS + (", cosmos_ros.nodes.generation_node" if node else "")

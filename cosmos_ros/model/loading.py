@@ -8,9 +8,11 @@ is missing from the embedding cache.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,6 +138,24 @@ def _check_weights(folder: Path) -> None:
     pickled = sorted(n for n in files if n.endswith(_PICKLE_SUFFIXES))
     hint = f" (found pickle weights {pickled}, which are never loaded)" if pickled else ""
     raise ModelDirectoryError(f"{folder} holds no .safetensors weights{hint}")
+
+
+def missing_bytecode() -> str | None:
+    """Why torch's modules run without cached bytecode, or None when they have it.
+
+    Without it every process compiles torch, transformers and diffusers from source again: about
+    9 s of each start on the GPU machine of benchmarks/RESULTS.md. Some images ship site-packages
+    without ``__pycache__`` and set ``PYTHONDONTWRITEBYTECODE`` (pip compiles bytecode at install;
+    ``uv pip install`` does not by default).
+    """
+    import torch
+
+    cached = Path(importlib.util.cache_from_source(torch.__file__))  # honours PYTHONPYCACHEPREFIX
+    if cached.exists():
+        return None
+    if sys.dont_write_bytecode:
+        return f"PYTHONDONTWRITEBYTECODE is set and {cached.parent} holds none"
+    return f"{cached.parent} holds none and cannot be written"
 
 
 def _offline_kwargs() -> dict[str, Any]:

@@ -161,6 +161,13 @@ class CosmosRuntime:
                 "compile=True needs engine='fast' (peft layers would be recompiled on every swap)"
             )
         layout = loading.validate_model_dir(model_dir)
+        if (why := loading.missing_bytecode()) is not None:
+            log.warning(
+                "Python bytecode is not cached (%s): every start compiles torch, transformers and "
+                "diffusers from source again (seconds). Compile it once (python -m compileall over "
+                "site-packages) or unset PYTHONDONTWRITEBYTECODE and set PYTHONPYCACHEPREFIX",
+                why,
+            )
         torch_dtype = loading.torch_dtype(dtype)
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             raise RuntimeError(f"device {device!r} requested but CUDA is not available")

@@ -1,4 +1,4 @@
-"""The compile cache lands where the runtime says, also after diffusers imported torch._dynamo.
+"""What a restarted node reuses: the compile cache where the runtime says, and Python's bytecode.
 
 Importing ``torch._dynamo`` sets ``TORCHINDUCTOR_CACHE_DIR`` to PyTorch's default under /tmp, so
 a cache folder given later was silently ignored (a reboot then cost a full recompilation). Each
@@ -77,3 +77,18 @@ def test_default_folder_keeps_a_users_own_choice(tmp_path: Path, user_dir: bool)
     else:
         default = tmp_path / "home" / ".cache" / "cosmos_ros" / "torch_compile"
         assert Path(out["root"]) == default and Path(out["inductor"]) == default / "inductor"
+
+
+def test_missing_bytecode_is_named(tmp_path: Path) -> None:
+    code = """
+        import json
+        from cosmos_ros.model.loading import missing_bytecode
+        print(json.dumps({"why": missing_bytecode()}))
+        """
+    # an empty bytecode folder that Python may not write to: torch runs from source, as in such images
+    empty = {"PYTHONPYCACHEPREFIX": str(tmp_path / "pycache"), "PYTHONDONTWRITEBYTECODE": "1"}
+    why = _run(code, empty)["why"]
+    assert why is not None and "PYTHONDONTWRITEBYTECODE is set" in why and str(tmp_path / "pycache") in why
+    # the same folder, writable: the first import fills it and the check is satisfied
+    writable = {**empty, "PYTHONDONTWRITEBYTECODE": ""}
+    assert _run(code, writable)["why"] is None
