@@ -147,7 +147,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--workers", type=_positive_int, default=1, help="processes converting bags in parallel, >= 1 " + _D
     )
-    p.add_argument("--resume", action="store_true", help="continue an interrupted conversion")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an interrupted conversion with the same options; bags whose conversion finished "
+        "may be left out or deleted (their clips are kept), every other bag must be given again",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     p.set_defaults(func=_convert)
 

@@ -3,15 +3,17 @@
 Each bag is streamed once (bounded memory: one clip window per camera). Every clip's video and
 prompt are written atomically, then a small record under ``.convert_state/`` marks it finished;
 ``--resume`` skips finished clips (without decoding them) and finished bags, and a kill at any
-moment leaves only finished files plus temporary ``*.part`` names that the next run removes.
+moment leaves only finished files plus temporary ``*.part`` names that the next run removes. A bag
+that finished may be left out of (or missing on) the resume: its clips and records stay in use.
 manifest.jsonl and dataset.yaml are (re)written at the end from the records, so a resumed run
 gives the same dataset as one clean run; until then the folder reads as an interrupted conversion
 (:func:`~cosmos_ros.bag_tools.dataset_format.load_dataset` refuses it).
 
 Every path is checked before anything is created: a missing bag (a typo) stops the run up front,
-naming each. A bag that exists but fails (truncated, a damaged chunk, a missing topic, no prompt)
-is reported while the others convert, and dataset.yaml records it: one bad recording never costs
-the good ones. When every bag fails, no dataset is left behind.
+naming each; on ``--resume`` only bags whose conversion did not finish are needed. A bag that exists
+but fails (truncated, a damaged chunk, a missing topic, no prompt) is reported while the others
+convert, and dataset.yaml records it: one bad recording never costs the good ones. When every bag
+fails, no dataset is left behind.
 """
 
 from __future__ import annotations
@@ -507,19 +509,13 @@ def _clean_partial_files(out: Path) -> None:
 
 
 def _prepare_output(out: Path, params: dict[str, Any], resume: bool, overwrite: bool) -> None:
+    """Make ``out`` ready to write; a --resume folder must have passed :func:`_resume_plan` first."""
     params_file = out / STATE_DIR / "parameters.json"
     params_text = json.dumps(params, sort_keys=True, indent=1)
     if out.exists() and not out.is_dir():
         raise ConvertError(f"output {out} is a file; give a folder path for the dataset")
     if out.exists() and any(out.iterdir()):
         if resume:
-            if params_file.is_file() and params_file.read_text(encoding="utf-8") != params_text:
-                raise ConvertError(
-                    f"{out}: --resume with different parameters than the run that started it "
-                    f"(see {params_file}); use --overwrite to start again"
-                )
-            if not params_file.is_file():
-                raise ConvertError(f"{out}: not a conversion this tool started ({params_file} missing)")
             _clean_partial_files(out)
             # Until this run writes them anew, the folder must read as unfinished, not as the old result.
             for name in (DATASET_YAML_NAME, MANIFEST_NAME):
@@ -541,12 +537,59 @@ def _prepare_output(out: Path, params: dict[str, Any], resume: bool, overwrite: 
     atomic_write_text(params_file, params_text)
 
 
-def _preflight(bags: Sequence[Path], topics: Sequence[str]) -> int:
+def _options_text(params: Mapping[str, Any]) -> str:
+    """The parameters other than the bag list, as comparable text."""
+    return json.dumps({k: v for k, v in params.items() if k != "bags"}, sort_keys=True)
+
+
+def _resume_plan(out: Path, params: dict[str, Any]) -> tuple[dict[str, Any], dict[str, BagResult]]:
+    """The parameters to record and the finished bags of the run in ``out`` that --resume continues.
+
+    It only reads, so a refusal leaves ``out`` as it was. Why the bags compare as a set in which
+    finished bags are optional: a user may delete or move bags whose clips are already in ``out`` (to
+    free disk space) and must still be able to finish the run. Options that differ, a bag the run did
+    not have, or a bag left out whose conversion did not finish would give another dataset than the
+    run that was started, so those are refused. The started run's parameters (all of its bags) are
+    what gets recorded, as a clean run would have recorded them.
+    """
+    params_file = out / STATE_DIR / "parameters.json"
+    if not params_file.is_file():
+        raise ConvertError(f"{out}: not a conversion this tool started ({params_file} missing)")
+    again = "use --overwrite to start again"
+    try:
+        started = json.loads(params_file.read_text(encoding="utf-8"))
+        started_bags = [str(b) for b in started["bags"]]
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise ConvertError(f"{out}: cannot read {params_file} ({exc}); {again}") from exc
+    added = [b for b in params["bags"] if b not in started_bags]
+    if _options_text(started) != _options_text(params) or added:
+        extra = f": bag(s) {', '.join(added)} were not part of it" if added else ""
+        raise ConvertError(
+            f"{out}: --resume with different parameters than the run that started it{extra} "
+            f"(see {params_file}); {again}"
+        )
+    finished: dict[str, BagResult] = {}
+    for file in sorted((out / STATE_DIR / "bags").glob("*.json")):
+        data = json.loads(file.read_text(encoding="utf-8"))
+        finished[data["bag"]] = BagResult(**data)
+    left_out = [b for b in started_bags if b not in params["bags"] and b not in finished]
+    if left_out:
+        raise ConvertError(
+            f"{out}: --resume needs bag(s) {', '.join(left_out)} of the run that started it, because "
+            f"their conversion did not finish (only finished bags may be left out); give them again, "
+            f"or {again}; nothing was written"
+        )
+    return {**params, "bags": started_bags}, finished  # the key order of a clean run's dataset.yaml
+
+
+def _preflight(bags: Sequence[Path], topics: Sequence[str], resuming: Path | None = None) -> int:
     """Check every path before anything is created; returns the camera frames for the progress bar.
 
     Why: a typo in one path must not cost a half-built output folder (or hours of converting the
     other bags first), so every missing bag is named at once. A bag that exists but cannot be
     opened is left to its own conversion, which records it as failed while the others convert.
+    ``resuming`` (the folder of a started run, whose finished bags are not passed here) only
+    changes the message: a missing bag is then one whose conversion did not finish.
     """
     missing: list[str] = []
     total = 0
@@ -565,9 +608,15 @@ def _preflight(bags: Sequence[Path], topics: Sequence[str]) -> int:
         else:
             total += max((c for m, c in table.values() if m in IMAGE_TYPES), default=0)
     if missing:
+        why = (
+            f"; --resume needs them because their conversion in {resuming} did not finish (only "
+            "finished bags may be missing)"
+            if resuming
+            else ""
+        )
         raise ConvertError(
-            f"bag(s) not found: {', '.join(missing)}; accepted: ROS 1 .bag files and ROS 2 bag folders "
-            "(holding metadata.yaml); nothing was written"
+            f"bag(s) not found: {', '.join(missing)}{why}; accepted: ROS 1 .bag files and ROS 2 bag "
+            "folders (holding metadata.yaml); nothing was written"
         )
     return total
 
@@ -619,11 +668,17 @@ def convert_bags(
     if config.prompt_map:
         load_prompt_map(config.prompt_map)  # a missing or malformed map stops the run before it starts
     started = time.monotonic()
-    total = _preflight(bag_paths, config.topics)
     out = Path(output)
-    params = {"bags": resolved, **asdict(config)}
+    params: dict[str, Any] = {"bags": resolved, **asdict(config)}
+    continuing = resume and out.is_dir() and any(out.iterdir())
+    finished: dict[str, BagResult] = {}
+    if continuing:
+        params, finished = _resume_plan(out, params)
+    todo = [p for p, r in zip(bag_paths, resolved, strict=True) if r not in finished]
+    total = _preflight(todo, config.topics, out if continuing else None)
+    total += sum(r.frames_read for r in finished.values())
     # What a failed run may remove: only what it created (never a --resume folder's earlier work).
-    created_here = not resume or not (out.is_dir() and any(out.iterdir()))
+    created_here = not continuing
     existed = out.is_dir()
     _prepare_output(out, params, resume, overwrite)
 
@@ -636,16 +691,8 @@ def convert_bags(
         elapsed = max(time.monotonic() - started, 1e-6)
         watch.report(done_frames, frames_per_s=done_frames / elapsed)
 
-    bag_state = out / STATE_DIR / "bags"
-    finished: dict[str, BagResult] = {}
-    if resume and bag_state.is_dir():
-        for file in bag_state.glob("*.json"):
-            data = json.loads(file.read_text(encoding="utf-8"))
-            finished[data["bag"]] = BagResult(**data)
-    todo = [p for p, r in zip(bag_paths, resolved, strict=True) if r not in finished]
-    for r in resolved:
-        if r in finished:
-            on_frames(finished[r].frames_read)
+    for result in finished.values():
+        on_frames(result.frames_read)
 
     results: list[BagResult] = list(finished.values())
     if workers <= 1 or len(todo) <= 1:

@@ -294,9 +294,9 @@ def _refuse_interrupted_conversion(root: Path) -> None:
     if missing:
         raise DatasetFormatError(
             f"{root}: an interrupted conversion (no {' or '.join(missing)}; {CONVERT_STATE_DIR}/ is "
-            f"there); finish it with `cosmos-ros bags convert ... -o {root} --resume` and the same bags "
-            f"and options (recorded in {root / CONVERT_STATE_DIR / 'parameters.json'}), or start again "
-            f"with --overwrite"
+            f"there); finish it with `cosmos-ros bags convert ... -o {root} --resume`, the same options "
+            f"and every bag whose conversion did not finish (recorded in "
+            f"{root / CONVERT_STATE_DIR / 'parameters.json'}), or start again with --overwrite"
         )
 
 
