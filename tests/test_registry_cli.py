@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from registry_helpers import BASE_FP, flip_one_byte, make_adapter_folder
@@ -144,3 +150,124 @@ def test_force_approve_deprecate_revoke_and_list_by_name(
     assert code == 0 and listed == [("ur5e.pick@1", "revoked")]
     code, out, _ = run(capsys, "list", "--registry", reg, "--name", "go2.walk")
     assert code == 0 and "go2.walk@1" in out and "ur5e.pick" not in out
+
+
+# ---- log and show at 80 columns -------------------------------------------------------------------
+@pytest.fixture()
+def governed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, dict[str, Any]]:
+    """A registry whose log and records carry long values: digests, paths, notes, a forced approval."""
+    reg = str(tmp_path / "r")
+    code, out, _ = run(
+        capsys, "register", str(make_adapter_folder(tmp_path / "a", seed=1)), "ur5e.pick-place",
+        "--registry", reg, "--by", "alice.robotics", "--tag", "site=lab2",
+        "--note", "first attempt on the wrist camera after recalibration; poor light in the afternoon",
+    )  # fmt: skip
+    assert code == 0
+    run(capsys, "promote", "ur5e.pick-place@1", "--registry", reg, "--note", "ready for the held-out split")
+    results = tmp_path / "metrics.json"
+    results.write_text(json.dumps({"passed": True, "fvd": 99.5, "report": str(tmp_path / "eval" / "x.html")}))
+    run(capsys, "attach-eval", "ur5e.pick-place@1", str(results), "--registry", reg, "--by", "eval-bot")
+    run(capsys, "approve", "ur5e.pick-place@1", "--registry", reg, "--note", "meets the gate", "--by", "bob",
+        "--force-reason", "customer demo next week, the gate is being recalibrated")  # fmt: skip
+    run(capsys, "register", str(make_adapter_folder(tmp_path / "b", seed=2)), "ur5e.pick-place",
+        "--registry", reg, "--parent", "ur5e.pick-place@1", "--by", "someone.with.a.long.name")  # fmt: skip
+    out = run(capsys, "show", "ur5e.pick-place@1", "--registry", reg, "--json")[1]
+    return reg, json.loads(out)
+
+
+def _below(lines: list[str]) -> str:
+    """The text of the indented lines (long values, moved below their row), as one string."""
+    return " ".join(line.strip() for line in lines if line.startswith("    "))
+
+
+def test_log_at_80_columns_keeps_one_line_per_entry_and_its_details_below(
+    governed: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg, record = governed
+    sha = record["artifact_sha256"]
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "log", "ur5e.pick-place", "--registry", reg)
+    lines = out.splitlines()
+    assert code == 0 and max(len(line) for line in lines) <= 80, out
+    assert next(line for line in lines if line.startswith("#")).split() == [
+        "#", "at", "actor", "action", "adapter",
+    ], out  # fmt: skip
+    rows = {line.split()[0]: line for line in lines if re.match(r"\d+  ", line)}
+    when = r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d"
+    assert re.fullmatch(rf"1  {when}  alice\.robotics +register +ur5e\.pick-place@1", rows["1"]), out
+    assert re.fullmatch(rf"2  {when}  \S+ +status:candidate +ur5e\.pick-place@1", rows["2"]), out
+    assert re.fullmatch(rf"4  {when}  bob +status:approved +ur5e\.pick-place@1", rows["4"]), out
+    assert re.fullmatch(rf"5  {when}  someone\.with\S*… +register +ur5e\.pick-place@2", rows["5"]), out
+    assert f"artifact_sha256={sha[:12]}…" in out
+    assert "force_reason=customer demo next week, the gate is being recalibrated" in _below(lines), out
+
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = run(capsys, "log", "--registry", reg)
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 60, out
+
+    monkeypatch.delenv("COLUMNS")  # piped: the full table, each entry and its details on one line
+    code, out, _ = run(capsys, "log", "--registry", reg)
+    row = next(line for line in out.splitlines() if "ur5e.pick-place@2" in line)
+    assert "someone.with.a.long.name" in row and "parent=ur5e.pick-place@1" in row, out
+    code, out, _ = run(capsys, "log", "--registry", reg, "--json")
+    assert json.loads(out)[0]["details"]["artifact_sha256"] == sha  # whole in --json
+
+
+def test_show_at_80_columns_moves_long_values_whole_to_their_own_line(
+    governed: tuple[str, dict[str, Any]], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reg, record = governed
+    sha = record["artifact_sha256"]
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, _ = run(capsys, "show", "ur5e.pick-place@1", "--registry", reg)
+    lines = out.splitlines()
+    assert code == 0 and max(len(line) for line in lines) <= 80, out
+    assert "status                   approved" in lines and "rank                     4" in lines, out
+    assert "created_by               alice.robotics" in lines, out
+    assert f"created_at               {record['created_at']}" in lines, out
+    for field, value in (("artifact_sha256", sha), ("base_fingerprint", BASE_FP)):
+        assert lines[lines.index(field) + 1] == f"    {value}", out  # whole, under its field
+    weights = lines[lines.index("weights") + 1 : lines.index("status history")]
+    assert "".join(line.strip() for line in weights).endswith(f"/blobs/sha256/{sha}.safetensors"), out
+    assert next(line for line in lines if line.startswith("at ")).split() == ["at", "from", "to", "by"]
+    approval = record["history"][-1]
+    row = next(line for line in lines if line.startswith(approval["at"]))
+    assert re.fullmatch(rf"{re.escape(approval['at'])} +candidate +approved +bob", row), out
+    below = _below(lines)
+    assert "forced because: customer demo next week, the gate is being recalibrated" in below, out
+    assert "note: first attempt on the wrist camera after recalibration; poor light" in below, out
+    assert '"fvd": 99.5' in below and record["evaluations"][0]["by"] in out
+
+    monkeypatch.setenv("COLUMNS", "60")
+    code, out, _ = run(capsys, "show", "ur5e.pick-place@2", "--registry", reg)
+    assert code == 0 and max(len(line) for line in out.splitlines()) <= 60, out
+    code, out, _ = run(capsys, "show", "ur5e.pick-place@1", "--registry", reg, "--json")
+    assert json.loads(out) == record  # --json does not depend on the width
+
+    monkeypatch.delenv("COLUMNS")  # piped: the full table, every value on its row
+    code, out, _ = run(capsys, "show", "ur5e.pick-place@1", "--registry", reg)
+    assert any("artifact_sha256" in line and sha in line for line in out.splitlines()), out
+
+
+# ---- register without a base fingerprint: the library warns, the CLI says it once --------------------
+def test_register_without_base_fingerprint_is_said_once_by_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from cosmos_ros.registry import store
+
+    bare = str(make_adapter_folder(tmp_path / "a", base_fingerprint=None))
+    reg = str(tmp_path / "r")
+    with caplog.at_level(logging.WARNING, logger="cosmos_ros.registry"):
+        code, _, err = run(capsys, "register", bare, "nofp", "--registry", reg)
+    assert code == 0 and err.count("records no base-model fingerprint") == 1, err
+    assert "base-model fingerprint" not in caplog.text  # the library's own record was dropped...
+    assert not store.LOG.filters  # ...only during that call
+
+    # A real process, where cosmos-ros configures logging to stderr as a user sees it.
+    proc = subprocess.run(
+        [sys.executable, "-m", "cosmos_ros.cli", "adapters", "register", bare, "nofp", "--registry", reg],
+        capture_output=True, text=True, timeout=120, check=False, env={**os.environ, "COLUMNS": "80"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("records no base-model fingerprint") == 1, proc.stderr
+    assert "cosmos-ros: warning: nofp@2 records no base-model fingerprint" in proc.stderr

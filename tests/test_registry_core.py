@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -214,6 +215,24 @@ def test_approve_needs_a_base_fingerprint(registry: Registry, tmp_path: Path) ->
     registry.attach_evaluation(record.adapter_id, GOOD_EVAL, by="e")
     with pytest.raises(StatusTransitionError, match="no base-model fingerprint"):
         registry.approve(record.adapter_id, by="b", note="n", force_reason="r")
+
+
+def test_register_without_base_fingerprint_logs_why_it_matters(
+    registry: Registry, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Library callers (training, scripts) hear about it too, not only users of the CLI."""
+    with caplog.at_level(logging.WARNING, logger="cosmos_ros.registry"):
+        registry.register(make_adapter_folder(tmp_path / "a", base_fingerprint=None), "nofp")
+    notices = [r for r in caplog.records if "base-model fingerprint" in r.getMessage()]
+    assert len(notices) == 1 and notices[0].levelno == logging.WARNING, caplog.text
+    message = notices[0].getMessage()
+    assert message.startswith("nofp@1 records no base-model fingerprint"), message
+    assert "cannot be matched to the base model it was trained on" in message and "approved" in message
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="cosmos_ros.registry"):
+        registry.register(make_adapter_folder(tmp_path / "b", seed=1), "withfp")
+    assert "base-model fingerprint" not in caplog.text
 
 
 def test_loading_policy(registry: Registry, tmp_path: Path) -> None:

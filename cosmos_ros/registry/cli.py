@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +267,88 @@ def _short(value: str | None, keep: int = 12) -> str:
     return value if len(value) <= keep + 3 else value[:keep] + "…"
 
 
+def _natural_width(console: Any, renderable: Any) -> int:
+    """How wide ``renderable`` is when nothing in it is folded."""
+    from rich.measure import Measurement
+
+    return Measurement.get(console, console.options.update_width(_PIPE_WIDTH), renderable).maximum
+
+
+#: Between columns of the narrow layouts, and before the lines that hold a row's long values.
+_GAP, _INDENT = 2, 4
+
+
+class _Column:
+    """A column of :func:`_narrow_rows`.
+
+    ``overflow`` is ``none`` (short fixed values: never shortened), ``ellipsis`` (who acted: cut
+    with …) or ``fold`` (ids, which one copies: continued on the next line, never cut).
+    """
+
+    def __init__(self, header: str, overflow: str = "none", min_width: int = 0) -> None:
+        self.header, self.overflow = header, overflow
+        self.min_width = max(min_width, len(header))
+
+
+def _narrow_rows(
+    console: Any, title: str | None, columns: list[_Column], rows: list[tuple[list[Any], list[str]]]
+) -> Any:
+    """Rows of short cells, one line each, with each row's long values on indented lines below.
+
+    Why: at 80 columns rich folded every cell of a six-column table into fragments (``artifact_sha``
+    / ``256=abb4…``, ``creat/ed``). Here a row is ``(cells, long values)``: the cells keep one line
+    (``ellipsis`` columns are shortened first, then ``fold`` columns, down to ``min_width``; headers
+    are never split) and each long value gets the width of the terminal to itself, wrapped at words.
+    """
+    from rich.text import Text
+
+    texts = [[cell if isinstance(cell, Text) else Text(str(cell)) for cell in cells] for cells, _ in rows]
+    widths = [
+        max([len(column.header), *(row[index].cell_len for row in texts)])
+        for index, column in enumerate(columns)
+    ]
+    excess = sum(widths) + _GAP * (len(widths) - 1) - console.width
+    # Down to the readable minimum first; on a very narrow console, down to the header's width.
+    for floor in ("min_width", "header"):
+        for kind in ("ellipsis", "fold"):
+            for index, column in enumerate(columns):
+                if excess > 0 and column.overflow == kind:
+                    least = column.min_width if floor == "min_width" else len(column.header)
+                    cut = min(excess, max(0, widths[index] - least))
+                    widths[index] -= cut
+                    excess -= cut
+
+    def line(cells: list[Any]) -> Any:
+        joined = Text(" " * _GAP).join(
+            cell if index == len(cells) - 1 else cell + " " * (widths[index] - cell.cell_len)
+            for index, cell in enumerate(cells)
+        )
+        joined.rstrip()
+        return joined
+
+    lines = [Text(title, style="italic")] if title else []
+    lines.append(line([Text(column.header, style="bold") for column in columns]))
+    lines.append(Text("─" * (sum(widths) + _GAP * (len(widths) - 1))))
+    for cells, (_, long_values) in zip(texts, rows, strict=True):
+        parts = []
+        for width, column, cell in zip(widths, columns, cells, strict=True):
+            if cell.cell_len <= width:
+                parts.append([cell])
+            elif column.overflow == "fold":
+                parts.append(list(cell.wrap(console, width, overflow="fold")))
+            else:
+                shortened = cell.copy()
+                shortened.truncate(width, overflow="ellipsis")
+                parts.append([shortened])
+        for depth in range(max(len(part) for part in parts)):
+            lines.append(line([part[depth] if depth < len(part) else Text("") for part in parts]))
+        for value in long_values:
+            for wrapped in Text(value).wrap(console, max(console.width - _INDENT, 8), overflow="fold"):
+                wrapped.rstrip()
+                lines.append(Text(" " * _INDENT) + wrapped)
+    return Text("\n").join(lines)
+
+
 def _load_mapping(path: str, what: str) -> dict[str, Any]:
     file = Path(path)
     try:
@@ -303,16 +387,17 @@ def _register(args: argparse.Namespace) -> int:
         else None,
         "metrics": _load_mapping(args.metrics, "metrics") if args.metrics else None,
     }
-    record = args.registry_obj.register(
-        args.source,
-        args.name,
-        created_by=args.by,
-        parent=args.parent,
-        tags=args.tags,
-        status=args.status,
-        note=args.note,
-        overrides={k: v for k, v in overrides.items() if v is not None},
-    )
+    with _library_base_warning_dropped():  # _warn_no_base says it below, with where to find one
+        record = args.registry_obj.register(
+            args.source,
+            args.name,
+            created_by=args.by,
+            parent=args.parent,
+            tags=args.tags,
+            status=args.status,
+            note=args.note,
+            overrides={k: v for k, v in overrides.items() if v is not None},
+        )
     if args.json:
         _print_json(record.to_dict())
     else:
@@ -323,6 +408,25 @@ def _register(args: argparse.Namespace) -> int:
     if record.base_fingerprint is None:
         _warn_no_base(record.adapter_id, Path(args.source))
     return 0
+
+
+@contextlib.contextmanager
+def _library_base_warning_dropped() -> Iterator[None]:
+    """Drop the registry's own no-base-fingerprint warning while the block runs.
+
+    Why: the registry logs it for library callers; the CLI says the same on stderr with a fix
+    for the command line (``--base-model``, where the fingerprint is), and it must appear once.
+    """
+    from cosmos_ros.registry import store
+
+    def keep(record: logging.LogRecord) -> bool:
+        return getattr(record, "cosmos_ros_notice", None) != store.NO_BASE_NOTICE
+
+    store.LOG.addFilter(keep)
+    try:
+        yield
+    finally:
+        store.LOG.removeFilter(keep)
 
 
 def _base_fingerprint(model_dir: str) -> str:
@@ -418,10 +522,9 @@ def _list_table(title: str, records: list[Any], console: Any) -> Any:
     still give, then shortens who registered it (ellipsis) and last folds the id (never cut: it is
     what one copies). Other columns are short and fixed; they are never wrapped.
     """
-    from rich.measure import Measurement
 
     def natural(table: Any) -> int:
-        return Measurement.get(console, console.options.update_width(_PIPE_WIDTH), table).maximum
+        return _natural_width(console, table)
 
     table = _list_table_of(title, records, _LIST_COLUMNS, time_of_day=True)
     if natural(table) <= console.width:
@@ -490,40 +593,42 @@ def _status_style(status: str) -> str:
     return f"[{style}]{status}[/{style}]" if style else status
 
 
+#: Fields of ``adapters show``, in the order shown.
+_SHOW_FIELDS = (
+    "status",
+    "artifact_sha256",
+    "artifact_size",
+    "adapter_type",
+    "rank",
+    "alpha",
+    "target_modules",
+    "tensor_count",
+    "base_fingerprint",
+    "dataset_manifest_sha256",
+    "dataset_path",
+    "code_version",
+    "parent",
+    "tags",
+    "created_by",
+    "created_at",
+    "note",
+    "training_config",
+    "metrics",
+)
+
+
 def _show(args: argparse.Namespace) -> int:
+    """The record as tables where they fit the console, else the narrow layout of :func:`_show_narrow`."""
     record = args.registry_obj.get(args.ref)
     if args.json:
         _print_json(record.to_dict())
         return 0
-    table = _table(record.adapter_id, ["field", "value"])
     data = record.to_dict()
-    for key in (
-        "status",
-        "artifact_sha256",
-        "artifact_size",
-        "adapter_type",
-        "rank",
-        "alpha",
-        "target_modules",
-        "tensor_count",
-        "base_fingerprint",
-        "dataset_manifest_sha256",
-        "dataset_path",
-        "code_version",
-        "parent",
-        "tags",
-        "created_by",
-        "created_at",
-        "note",
-        "training_config",
-        "metrics",
-    ):
-        value = data[key]
-        text = json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+    fields = [(key, _show_text(data[key])) for key in _SHOW_FIELDS]
+    fields.append(("weights", str(args.registry_obj.artifact_path(record))))
+    table = _table(record.adapter_id, ["field", "value"])
+    for key, text in fields:
         table.add_row(key, _status_style(text) if key == "status" else text)
-    table.add_row("weights", str(args.registry_obj.artifact_path(record)))
-    console = _console()
-    console.print(table)
     history = _table("status history", ["at", "from", "to", "by", "note", "forced because"])
     for change in record.history:
         history.add_row(
@@ -534,13 +639,64 @@ def _show(args: argparse.Namespace) -> int:
             change.note or "-",
             change.force_reason or "-",
         )
-    console.print(history)
+    tables = [table, history]
     if record.evaluations:
         evals = _table("evaluations", ["at", "by", "results"])
         for entry in record.evaluations:
             evals.add_row(entry.at, entry.by, json.dumps(entry.results, sort_keys=True))
-        console.print(evals)
+        tables.append(evals)
+    console = _console()
+    if all(_natural_width(console, t) <= console.width for t in tables):
+        for t in tables:
+            console.print(t)
+        return 0
+    for part in _show_narrow(console, record, fields):
+        console.print(part)
     return 0
+
+
+def _show_text(value: Any) -> str:
+    return json.dumps(value, sort_keys=True) if isinstance(value, (dict, list)) else str(value)
+
+
+def _show_narrow(console: Any, record: Any, fields: list[tuple[str, str]]) -> list[Any]:
+    """``show`` for a console too narrow for its tables: nothing left out, nothing folded mid-row.
+
+    Why: at 80 columns digests, paths, notes and every history column were folded into fragments.
+    Here a value too long for its row (a sha256, the weights path, a note) moves, whole, to an
+    indented line of its own under its field; history and evaluations keep one line per change
+    with their notes and results below it. ``--json`` gives the same record for programs.
+    """
+    from rich.text import Text
+
+    room = console.width - max(len(key) for key, _ in fields) - _GAP
+    rows: list[tuple[list[Any], list[str]]] = []
+    for key, text in fields:
+        fits = len(text) <= room and "\n" not in text
+        value = Text.from_markup(_status_style(text)) if key == "status" else Text(text)
+        rows.append(([key, value if fits else ""], [] if fits else [text]))
+    parts = [_narrow_rows(console, record.adapter_id, [_Column("field"), _Column("value")], rows)]
+    history = [
+        (
+            [change.at, change.from_status or "-", change.to_status, change.by],
+            [
+                f"{label}: {text}"
+                for label, text in (("note", change.note), ("forced because", change.force_reason))
+                if text
+            ],
+        )
+        for change in record.history
+    ]
+    columns = [_Column("at"), _Column("from"), _Column("to"), _Column("by", "ellipsis", 6)]
+    parts.append(_narrow_rows(console, "status history", columns, history))
+    if record.evaluations:
+        evals = [
+            ([entry.at, entry.by], [f"results: {json.dumps(entry.results, sort_keys=True)}"])
+            for entry in record.evaluations
+        ]
+        columns = [_Column("at"), _Column("by", "ellipsis", 6)]
+        parts.append(_narrow_rows(console, "evaluations", columns, evals))
+    return parts
 
 
 def _diff(args: argparse.Namespace) -> int:
@@ -637,24 +793,41 @@ def _gc(args: argparse.Namespace) -> int:
 
 
 def _log(args: argparse.Namespace) -> int:
+    """The audit log as a table where it fits the console, else one line per entry plus its details."""
     entries = args.registry_obj.audit_log(args.ref, limit=args.limit)
     if args.json:
         _print_json([entry.__dict__ for entry in entries])
         return 0
-    table = _table("audit log", ["#", "at", "actor", "action", "adapter", "details"], no_wrap=1)
+    rows = []
     for entry in entries:
-        details = " ".join(
-            f"{key}={_short(str(value), 12) if key.endswith('sha256') else value}"
-            for key, value in sorted(entry.details.items())
-            if value not in (None, False, [], {}) and key not in ("source", "from_status", "to_status")
-        )
-        table.add_row(
-            str(entry.seq),
-            entry.at[:19].replace("T", " "),
-            entry.actor,
-            entry.action,
-            entry.adapter_id or "-",
-            details,
-        )
-    _console().print(table)
+        at = entry.at[:19].replace("T", " ")
+        cells = [str(entry.seq), at, entry.actor, entry.action, entry.adapter_id or "-"]
+        rows.append((cells, _log_details(entry)))
+    table = _table("audit log", ["#", "at", "actor", "action", "adapter", "details"], no_wrap=1)
+    for cells, details in rows:
+        table.add_row(*cells, details)
+    console = _console()
+    if _natural_width(console, table) <= console.width:
+        console.print(table)
+        return 0
+    # Why: six columns do not fit 80 and rich folded every one (``artifact_sha`` / ``256=…``,
+    # ``status:candi`` / ``date``); the details, the only long column, go on a line of their own.
+    columns = [
+        _Column("#"),
+        _Column("at"),
+        _Column("actor", "ellipsis", 6),
+        _Column("action"),
+        _Column("adapter", "fold", 12),
+    ]
+    narrow_rows = [(cells, [details] if details else []) for cells, details in rows]
+    console.print(_narrow_rows(console, "audit log", columns, narrow_rows))
     return 0
+
+
+def _log_details(entry: Any) -> str:
+    """An audit entry's details as ``key=value`` words; digests shortened (``--json`` has them whole)."""
+    return " ".join(
+        f"{key}={_short(str(value), 12) if key.endswith('sha256') else value}"
+        for key, value in sorted(entry.details.items())
+        if value not in (None, False, [], {}) and key not in ("source", "from_status", "to_status")
+    )

@@ -47,7 +47,7 @@ from cosmos_ros.registry.records import (
     check_transition,
     utc_now,
 )
-from cosmos_ros.registry.store import Registry, default_actor
+from cosmos_ros.registry.store import Registry, default_actor, warn_no_base_fingerprint
 
 LOG = logging.getLogger(__name__)
 DB_NAME = "registry.sqlite3"
@@ -317,6 +317,8 @@ class SqliteRegistry(Registry):
             if duplicates:
                 shown = ", ".join(duplicates[:3]) + (" and more" if len(duplicates) > 3 else "")
                 LOG.warning("%s has the same weights as %s", adapter_id(name, version), shown)
+            if record.base_fingerprint is None:
+                warn_no_base_fingerprint(record, folder)
             return self.get(adapter_id(name, version))
         raise RegistryError(f"could not register {source}: its artifact kept disappearing (concurrent gc?)")
 

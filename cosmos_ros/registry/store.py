@@ -7,6 +7,7 @@ approve, ..., diff, the loading policy) are written once here on top of them.
 from __future__ import annotations
 
 import abc
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -17,6 +18,10 @@ from cosmos_ros.registry.policy import LoadableAdapter, resolve_for_loading
 from cosmos_ros.registry.records import AdapterRecord, AuditEntry, CatalogEntry, Problem
 
 REGISTRY_ENV = "COSMOS_ROS_REGISTRY"
+LOG = logging.getLogger(__name__)
+#: ``extra`` tag of the log record :func:`warn_no_base_fingerprint` writes: a caller that says the
+#: same thing in its own words (the CLI, which also knows where the fingerprint can be found) drops it.
+NO_BASE_NOTICE = "no_base_fingerprint"
 
 
 def default_registry_path() -> Path:
@@ -40,6 +45,24 @@ def default_actor() -> str:
         return "unknown"
 
 
+def warn_no_base_fingerprint(record: AdapterRecord, source: str | os.PathLike[str]) -> None:
+    """Log a warning that ``record`` has no base-model fingerprint; backends call it from ``register``.
+
+    Why: the fingerprint is what matches an adapter to the base model it was trained on; without it
+    the record can never be approved and, where unapproved adapters are allowed, loads on any base
+    unchecked. Only the CLI used to say so, and library callers (training, scripts) learnt it late.
+    """
+    LOG.warning(
+        "%s records no base-model fingerprint (nothing in %s gives one, and no "
+        "overrides={'base_fingerprint': ...} was passed), so it cannot be matched to the base model it "
+        "was trained on: it cannot be approved, and loaders that allow unapproved adapters load it on "
+        "any base unchecked",
+        record.adapter_id,
+        source,
+        extra={"cosmos_ros_notice": NO_BASE_NOTICE},
+    )
+
+
 class Registry(abc.ABC):
     """Versions, lineage, status and evaluations of adapters, plus their immutable artifacts."""
 
@@ -59,7 +82,10 @@ class Registry(abc.ABC):
         note: str | None = None,
         overrides: dict[str, Any] | None = None,
     ) -> AdapterRecord:
-        """Copy an adapter folder's (or .safetensors file's) weights in and record the next version."""
+        """Copy an adapter folder's (or .safetensors file's) weights in and record the next version.
+
+        A record without a base-model fingerprint registers, with :func:`warn_no_base_fingerprint`.
+        """
 
     @abc.abstractmethod
     def get(self, ref: str) -> AdapterRecord:
