@@ -1,20 +1,24 @@
 """Resume safety of the trainer on the tiny model (CPU): what a checkpoint must share with the run
 resuming it, config errors that name the field and its origin, re-running a finished run, and
-Ctrl-C writing a checkpoint of the current step.
+Ctrl-C or SIGTERM writing a checkpoint of the current step, in one process and under torchrun in two.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import os
 import re
+import select
 import shlex
 import shutil
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -227,7 +231,35 @@ def test_metrics_json_is_strict_and_cover_the_whole_resumed_run(world):
     assert len(state["step_seconds"]) == 5 and state["losses"] == straight.losses
 
 
-# ------------------------------------------------------------------------------ 4. Ctrl-C
+# ------------------------------------------------------------------------------ 4. Ctrl-C and SIGTERM
+def _start(items: list[str], cwd: Path, processes: int = 1, **popen: object) -> subprocess.Popen:
+    """``cosmos-ros train --config tiny_cpu`` with ``items`` set, under torchrun for several processes."""
+    launcher = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    cmd = [sys.executable, *(launcher if processes > 1 else []), "-m", "cosmos_ros.cli"]
+    cmd += ["train", "--config", "tiny_cpu"]
+    for item in items:
+        cmd += ["--set", item]
+    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd, **popen)
+
+
+def _wait_for_step(proc: subprocess.Popen, step: int, timeout: float = 120.0) -> tuple[bytes, int]:
+    """Read stderr until the progress bar (``train: ... | N/1000``) shows ``step``: what was read, the step.
+
+    Bounded, so a trainer stuck before its steps fails the test instead of hanging it.
+    """
+    seen, fd, deadline = b"", proc.stderr.fileno(), time.monotonic() + timeout
+    while True:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        assert ready, f"no step {step} in {timeout:.0f} s: {seen.decode(errors='replace')[-3000:]}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"trainer ended before it was interrupted: {seen.decode(errors='replace')[-3000:]}"
+        seen += chunk
+        steps = [int(n) for n in re.findall(rb"train:[^\r\n]*?\|\s*(\d+)/1000", seen)]
+        if steps and steps[-1] >= step:
+            return seen, steps[-1]
+
+
 @pytest.mark.parametrize(
     ("signum", "status"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["ctrl-c", "sigterm"]
 )
@@ -239,29 +271,11 @@ def test_a_stop_signal_writes_a_checkpoint_of_the_current_step_and_says_how_to_r
     name = f"stop_{signum.name.lower()}"
     out = root / name
     items = _overrides(world, name, max_steps=1000, checkpoint_every=500)
-    cmd = [sys.executable, "-m", "cosmos_ros.cli", "train", "--config", "tiny_cpu"]
-    for item in items:
-        cmd += ["--set", item]
-    env = dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=tmp_path,
-        # a shell may start background jobs with SIGINT ignored; the child must get it as from a terminal
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-    seen = b""
+    # a shell may start background jobs with SIGINT ignored; the child must get it as from a terminal
+    proc = _start(items, tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
-        while True:
-            chunk = proc.stderr.read1(65536)
-            assert chunk, f"trainer ended before it was interrupted: {seen.decode(errors='replace')[-3000:]}"
-            seen += chunk
-            steps = [int(n) for n in re.findall(rb"train:[^\r\n]*?\|\s*(\d+)/1000", seen)]
-            if steps and steps[-1] >= 3:
-                proc.send_signal(signum)
-                break
+        seen, _ = _wait_for_step(proc, 3)
+        proc.send_signal(signum)
         _, rest = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
@@ -285,3 +299,119 @@ def test_a_stop_signal_writes_a_checkpoint_of_the_current_step_and_says_how_to_r
     assert resumed.steps_done == saved + 2 and resumed.losses[:saved] == state["losses"]
     straight = train(_cfg(world, f"{name}_straight", max_steps=saved + 2, checkpoint_every=500))
     assert resumed.losses == straight.losses
+
+
+# ------------------------------------------------------------------------------ 4b. SIGTERM under torchrun
+def _worker_pids(launcher: subprocess.Popen) -> dict[int, int]:
+    """Rank -> pid of the torchrun launcher's workers (its children in /proc, by their RANK)."""
+    pids: dict[int, int] = {}
+    for pid in Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children").read_text().split():
+        with contextlib.suppress(OSError):  # a worker that has just ended
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            rank = [v.removeprefix(b"RANK=") for v in environ if v.startswith(b"RANK=")]
+            if rank:
+                pids[int(rank[0])] = int(pid)
+    return pids
+
+
+@contextlib.contextmanager
+def _two_processes(items: list[str], cwd: Path) -> Iterator[subprocess.Popen]:
+    """torchrun with two trainer processes; on a failed check or a timeout the workers are killed too.
+
+    torchrun starts each worker in a session of its own, so killing the launcher alone would leave them
+    training (or stuck in a collective) after the test.
+    """
+    proc = _start(items, cwd, processes=2)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            with contextlib.suppress(OSError):
+                for pid in _worker_pids(proc).values():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+            proc.kill()
+            proc.communicate()
+
+
+def _traceback_ends(text: str) -> list[str]:
+    """The exception line that ends each traceback in ``text``."""
+    return re.findall(r"Traceback \(most recent call last\):\n(?:[ \t].*\n)*(.*)", text)
+
+
+def _interrupt_two_processes(items: list[str], tmp: Path, target: str) -> tuple[str, int, int]:
+    """Train in two processes, SIGTERM ``target`` after step 3 (``launcher``, or a worker's rank).
+
+    Returns the launcher's output, its exit status and the last step seen before the signal.
+    """
+    with _two_processes(items, tmp) as proc:
+        seen, step = _wait_for_step(proc, 3)
+        os.kill(proc.pid if target == "launcher" else _worker_pids(proc)[int(target)], signal.SIGTERM)
+        # Both stop after one step and exit in ~2 s. The bound is below torchrun's shutdown timeout (30 s,
+        # then it SIGKILLs its workers), so a process stuck in a collective fails here, not silently there.
+        _, rest = proc.communicate(timeout=25)
+    return (seen + rest).decode(errors="replace"), proc.returncode, step
+
+
+def _interruption_checkpoint(out: Path, step_seen: int, err: str) -> dict:
+    """The one checkpoint of the interrupted run (checkpoint_every=500), announced once, by rank 0."""
+    ckpts = sorted((out / "checkpoints").iterdir())
+    assert len(ckpts) == 1, ckpts
+    state = _strict_json(ckpts[0] / "state.json")
+    saved = state["step"]
+    assert saved >= step_seen and ckpts[0].name == f"step_{saved:08d}" and len(state["losses"]) == saved
+    assert err.count(f"checkpoint of step {saved}: {ckpts[0]}") == 1, err[-3000:]
+    return state
+
+
+def test_sigterm_to_torchrun_stops_both_processes_at_one_step_and_the_run_resumes(world, tmp_path):
+    """A preempted data-parallel job: the scheduler's SIGTERM goes to torchrun, which forwards it to both."""
+    name = "stop_torchrun"
+    out = world[0] / name
+    items = _overrides(world, name, max_steps=1000, checkpoint_every=500)
+    err, status, step = _interrupt_two_processes(items, tmp_path, "launcher")
+    # torchrun exits 1 of its own (it turns the signal into an exception), not with the workers' 143
+    assert status == 1, err[-3000:]
+    # no worker traceback; only, if any, torchrun's own for the signal it got
+    assert all(line.endswith("got signal: 15") for line in _traceback_ends(err)), err[-3000:]
+    state = _interruption_checkpoint(out, step, err)
+    saved = state["step"]
+    # only the main process draws a bar, announces the signal and says how to resume
+    assert err.count("| 0/1000 [") == 1 and err.count("SIGTERM received; finishing this step") == 1
+    command, note = err.split("resume with:\n", 1)[1].strip().splitlines()[0].split("   (", 1)
+    words = shlex.split(command)
+    assert words[:4] == ["cosmos-ros", "train", "--config", "tiny_cpu"] and note.startswith("under the same")
+    assert [w for w in words[4:] if w != "--set"] == items
+
+    # resumed in two processes, it trains on from the checkpoint as an uninterrupted run would have
+    items = _overrides(world, name, max_steps=saved + 2, checkpoint_every=500, resume="auto")
+    with _two_processes(items, tmp_path) as proc:
+        _, resumed_err = proc.communicate(timeout=120)
+    resumed_text = resumed_err.decode(errors="replace")
+    assert proc.returncode == 0, resumed_text[-3000:]
+    assert f"resumed from {out / 'checkpoints' / f'step_{saved:08d}'} at step {saved}" in resumed_text
+    final = _strict_json(out / "checkpoints" / f"step_{saved + 2:08d}" / "state.json")
+    assert final["losses"][:saved] == state["losses"]  # carried over, bit for bit
+    assert final["step_seconds"][:saved] == state["step_seconds"]  # resumed, not trained again from step 0
+    # one process with the doubled batch trains on the same samples; gloo only changes the summation order
+    straight = train(_cfg(world, f"{name}_straight", max_steps=saved + 2, checkpoint_every=500, batch_size=2))
+    assert final["losses"] == pytest.approx(straight.losses, rel=1e-5)
+
+
+def test_sigterm_to_one_worker_stops_every_process_after_the_same_step(world, tmp_path):
+    """Only rank 1 gets the signal (as on a preempted node of a multi-node job): rank 0 must stop with it.
+
+    It is the stop flag shared in each step's all-reduce that tells rank 0; without it rank 1 would leave
+    the loop alone, rank 0 would run into the next step's collective, and the run would hang or fail.
+    """
+    name = "stop_one_worker"
+    items = _overrides(world, name, max_steps=1000, checkpoint_every=500)
+    err, status, step = _interrupt_two_processes(items, tmp_path, "1")
+    assert status == 1, err[-3000:]  # torchrun's "child failed": the workers ended with 143
+    assert all(line.endswith("ChildFailedError: ") for line in _traceback_ends(err)), err[-3000:]
+    _interruption_checkpoint(world[0] / name, step, err)
+    assert "resume with:\n" in err
+    # torchrun's report of its workers: each exited 128 + SIGTERM (rank 0 too, which got no signal), or
+    # was ended by torchrun's own SIGTERM (-15) when it saw the other one exit first
+    codes = re.findall(r"exitcode\s+:\s+(-?\d+)", err)
+    assert len(codes) == 2 and set(codes) <= {"143", "-15"}, err[-3000:]

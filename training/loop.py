@@ -79,7 +79,8 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped the run; ``checkpoint`` (of ``step``) is where a re-run continues from.
 
     After one signal during the steps that is a checkpoint of the last finished step, written for it.
-    ``signum`` is the signal (the CLI exits with 128 + signum, as a shell reports a killed job).
+    ``signum`` is the signal (the CLI exits with 128 + signum, as a shell reports a killed job); in a
+    data-parallel run, the one any process got, so all of them exit alike.
     """
 
     def __init__(self, step: int, checkpoint: Path, signum: int = signal.SIGINT) -> None:
@@ -498,11 +499,15 @@ def train(
                 stopping = stop.requested
                 if dist_info.world > 1:
                     _allreduce_mean(grads, dist_info.world)
-                    # The stop request rides along with the loss, so every process stops after the same step.
-                    flag = torch.tensor(float(stopping), dtype=torch.float64, device=device)
-                    flags = torch.stack([loss_sum, flag])
+                    # The stop request rides along with the loss, so every process stops after the same step,
+                    # and with the same signal (exit status), also one that got none (another node's).
+                    got = [float(stopping and stop.signum == s) for s in stop.SIGNALS]
+                    flags = torch.cat([loss_sum.view(1), loss_sum.new_tensor(got)])
                     torch.distributed.all_reduce(flags)
-                    loss_sum, stopping = flags[0], bool(flags[1] > 0)
+                    hits = [s for s, n in zip(stop.SIGNALS, flags[1:].tolist(), strict=True) if n > 0]
+                    loss_sum, stopping = flags[0], bool(hits)
+                    if hits:
+                        stop.signum = hits[-1]  # SIGTERM (a scheduler's) over Ctrl-C
                 grad_norm = (
                     float(torch.nn.utils.clip_grad_norm_(trainable, cfg.max_grad_norm))
                     if cfg.max_grad_norm > 0
