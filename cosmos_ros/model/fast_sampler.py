@@ -253,8 +253,8 @@ def compile_transformer(
     """Compile each transformer block in place (regional compilation).
 
     The 28 blocks share one compiled graph, so compiling takes seconds rather than the ~2 minutes
-    of a whole-model compile, and runs as fast. ``cache_dir`` (default
-    ``~/.cache/cosmos_ros/torch_compile``) holds Inductor's and Triton's on-disk caches, so a
+    of a whole-model compile, and runs as fast. ``cache_dir`` (default: see
+    :func:`set_compile_cache`) holds Inductor's and Triton's on-disk caches, so a
     restarted node reuses the compiled kernels instead of paying for them again. Returns the
     cache folder in use.
     """

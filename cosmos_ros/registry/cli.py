@@ -274,6 +274,20 @@ def _natural_width(console: Any, renderable: Any) -> int:
     return Measurement.get(console, console.options.update_width(_PIPE_WIDTH), renderable).maximum
 
 
+def _shrink(widths: list[int], cuts: list[tuple[int, int]], excess: int) -> list[int]:
+    """``widths`` less ``excess`` columns, taken from each ``(index, floor)`` of ``cuts`` in turn.
+
+    The narrow layouts of ``list``, ``log`` and ``show`` share it: which columns give way first, and
+    how far, is theirs to say; none goes below its floor.
+    """
+    widths = list(widths)
+    for index, floor in cuts:
+        cut = min(max(excess, 0), max(0, widths[index] - floor))
+        widths[index] -= cut
+        excess -= cut
+    return widths
+
+
 #: Between columns of the narrow layouts, and before the lines that hold a row's long values.
 _GAP, _INDENT = 2, 4
 
@@ -309,14 +323,14 @@ def _narrow_rows(
     ]
     excess = sum(widths) + _GAP * (len(widths) - 1) - console.width
     # Down to the readable minimum first; on a very narrow console, down to the header's width.
-    for floor in ("min_width", "header"):
-        for kind in ("ellipsis", "fold"):
-            for index, column in enumerate(columns):
-                if excess > 0 and column.overflow == kind:
-                    least = column.min_width if floor == "min_width" else len(column.header)
-                    cut = min(excess, max(0, widths[index] - least))
-                    widths[index] -= cut
-                    excess -= cut
+    cuts = [
+        (index, column.min_width if floor == "min_width" else len(column.header))
+        for floor in ("min_width", "header")
+        for kind in ("ellipsis", "fold")
+        for index, column in enumerate(columns)
+        if column.overflow == kind
+    ]
+    widths = _shrink(widths, cuts, excess)
 
     def line(cells: list[Any]) -> Any:
         joined = Text(" " * _GAP).join(
@@ -569,11 +583,10 @@ def _list_table_of(
                 "sha256": record.artifact_sha256[:8],
             }
         )
-    limits: dict[str, int] = {}
-    for column, minimum in (("by", _LIST_MIN_BY), ("adapter", _LIST_MIN_ADAPTER)):
-        natural = max([len(column), *(len(row[column]) for row in rows)])
-        limits[column] = max(minimum, natural - squeeze)
-        squeeze -= natural - limits[column]
+    shrinkable = ("by", "adapter")
+    natural = [max([len(column), *(len(row[column]) for row in rows)]) for column in shrinkable]
+    narrowed = _shrink(natural, [(0, _LIST_MIN_BY), (1, _LIST_MIN_ADAPTER)], squeeze)
+    limits = dict(zip(shrinkable, narrowed, strict=True))
     table = Table(title=title, box=box.SIMPLE_HEAD, header_style="bold", show_edge=False, pad_edge=False)
     for column in columns:
         table.add_column(
