@@ -37,8 +37,10 @@ def test_learning_curve_end_to_end(tmp_path):
     curve = json.loads((out / "learning_curve.json").read_text())
     assert curve["sizes"] == {"clips_0001": 1, "clips_0002": 2}
     assert [p[0] for p in curve["curve"]["psnr"]["adapter"]] == [1, 2]
+    assert [p[0] for p in curve["curve"]["psnr"]["still"]] == [1, 2]  # the baseline as a flat line
+    assert "moving_fraction" not in curve["curve"]  # a property of the real clips: no curve
     results = read_results(out / "eval")
-    assert results.row_names() == ["base", "clips_0001", "clips_0002"]
+    assert results.row_names() == ["base", "still", "clips_0001", "clips_0002"]
     html = (out / "eval" / "report" / "index.html").read_text()
     assert "Learning curve" in html and "<polyline" in html
 

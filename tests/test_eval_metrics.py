@@ -153,3 +153,99 @@ def test_metrics_are_deterministic(sweep):
     second = metrics.temporal_sampson_error(warped)
     assert first.per_pair_mean_px == second.per_pair_mean_px
     np.testing.assert_array_equal(metrics.warp_error_per_pair(warped), metrics.warp_error_per_pair(warped))
+
+
+# --------------------------------------------------------------------------------------------------
+# Moving pixels and the still baseline
+
+_SIDE, _STEP, _X0, _Y0 = 8, 2, 10, 20
+
+
+def _moving_square(frames: int = 5, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A white square sliding right by _STEP px per frame over a dark static texture; and its path."""
+    rng = np.random.default_rng(4)
+    background = rng.integers(0, 100, (size, size, 3), dtype=np.uint8)
+    video = np.repeat(background[None], frames, axis=0)
+    path = np.zeros((size, size), bool)
+    for t in range(frames):
+        x = _X0 + _STEP * t
+        video[t, _Y0 : _Y0 + _SIDE, x : x + _SIDE] = 255
+        path[_Y0 : _Y0 + _SIDE, x : x + _SIDE] = True
+    return video, path
+
+
+def test_moving_mask_is_exactly_the_path_of_a_moving_square():
+    video, path = _moving_square()
+    mask = metrics.moving_mask(video, conditioning_frames=1)
+    assert mask.dtype == bool and mask.shape == path.shape
+    np.testing.assert_array_equal(mask, path)  # every position the square took, nothing else
+    # Measured against the LAST conditioning frame: the column the square left before it does not move.
+    assert not metrics.moving_mask(video[:3], conditioning_frames=2)[:, _X0].any()
+
+
+def test_moving_mask_ignores_codec_noise_below_the_threshold():
+    video, path = _moving_square()
+    rng = np.random.default_rng(5)
+    noise = rng.integers(-metrics.MOTION_THRESHOLD, metrics.MOTION_THRESHOLD + 1, video.shape)
+    noisy = video.astype(np.int16)
+    noisy[1:] += noise[1:]  # continuation frames only: up to the threshold away from frame 0
+    noisy = np.clip(noisy, 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(metrics.moving_mask(noisy, 1), path)
+    assert metrics.moving_mask(noisy, 1, threshold=0).mean() > 0.5  # without a threshold, noise is motion
+    with pytest.raises(ValueError, match="conditioning_frames"):
+        metrics.moving_mask(video, conditioning_frames=5)
+
+
+def test_psnr_masked_is_infinite_for_a_perfect_prediction_of_the_moving_pixels():
+    video, path = _moving_square()
+    cont = video[1:]
+    assert metrics.psnr_masked(cont, cont, path) == math.inf
+    wrong_background = cont.copy()
+    wrong_background[:, ~path] = 0  # errors only where nothing moves: invisible to the masked PSNR
+    assert metrics.psnr_masked(cont, wrong_background, path) == math.inf
+    assert math.isnan(metrics.psnr_masked(cont, cont, np.zeros_like(path)))  # nothing moves: unmeasured
+
+
+def test_psnr_masked_pools_the_squared_error_over_frames_and_masked_pixels():
+    real = np.zeros((2, 4, 4, 3), np.uint8)
+    gen = real.copy()
+    gen[0, 0, 0] = 10  # one wrong pixel (3 channels) in the first frame only
+    mask = np.zeros((4, 4), bool)
+    mask[0, :2] = True  # 2 masked pixels x 2 frames x 3 channels = 12 values, 3 of them off by 10
+    expected = 10 * math.log10(255.0**2 / (3 * 10**2 / 12))
+    assert metrics.psnr_masked(real, gen, mask) == pytest.approx(expected)
+
+
+def test_a_prediction_right_on_the_background_but_wrong_on_the_mover_scores_far_lower_on_moving_pixels():
+    video, _ = _moving_square()
+    frozen = metrics.still_prediction(video[:1], len(video))  # the square never moves
+    whole = metrics.finite_mean(metrics.psnr_per_frame(video[1:], frozen[1:]))
+    moving = metrics.psnr_masked(video[1:], frozen[1:], metrics.moving_mask(video, 1))
+    assert math.isfinite(moving) and moving < whole - 10  # the static background hid the error
+
+
+def test_still_prediction_repeats_the_last_conditioning_frame():
+    video, _ = _moving_square()
+    still = metrics.still_prediction(video[:2], 5)
+    assert still.shape == (5, *video.shape[1:]) and still.dtype == np.uint8
+    np.testing.assert_array_equal(still[:2], video[:2])
+    assert all(np.array_equal(frame, video[1]) for frame in still[2:])
+    with pytest.raises(ValueError, match="num_frames"):
+        metrics.still_prediction(video[:2], 2)
+
+
+def test_the_still_prediction_of_a_static_clip_is_perfect_and_has_no_moving_pixels(sweep):
+    from cosmos_ros.evaluation.protocol import measure_generated, measure_real
+
+    static = np.repeat(sweep[:1], 5, axis=0)
+    still = metrics.still_prediction(static[:1], 5)
+    values, series, notes = measure_generated(static, still, 1, metrics.SampsonSettings())
+    assert values["psnr"] == math.inf and all(v == math.inf for v in series["psnr"])
+    assert math.isnan(values["psnr_moving"]) and "no moving pixels" in notes["psnr_moving"]
+    real_values, _ = measure_real(static, 1, metrics.SampsonSettings())
+    assert real_values["moving_fraction"] == 0.0
+    moving_values, _, moving_notes = measure_generated(
+        sweep, metrics.still_prediction(sweep[:1], 5), 1, metrics.SampsonSettings()
+    )
+    assert math.isfinite(moving_values["psnr_moving"]) and "psnr_moving" not in moving_notes
+    assert moving_values["psnr_moving"] < moving_values["psnr"]

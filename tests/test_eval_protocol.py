@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import shutil
@@ -16,7 +18,7 @@ from eval_helpers import make_tiny_adapter, make_tiny_dataset
 from cosmos_ros.cli import main
 from cosmos_ros.evaluation.cli import GATE_FAILED_EXIT
 from cosmos_ros.evaluation.gate import GateConfig, GateRule, evaluate_gate, publish_results
-from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, read_results
+from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, STILL_ROW, read_results
 from cosmos_ros.media.video import probe_video
 
 
@@ -46,7 +48,10 @@ def _run(ws, out: Path) -> int:
 @pytest.fixture(scope="module")
 def first_run(workspace):
     out = workspace["root"] / "run1"
-    assert _run(workspace, out) == GATE_FAILED_EXIT  # psnr:1000 cannot pass: the exit status says so
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert _run(workspace, out) == GATE_FAILED_EXIT  # psnr:1000 cannot pass: the exit status says so
+    (workspace["root"] / "run1_stdout.txt").write_text(printed.getvalue())  # beside the run, not in it
     return out
 
 
@@ -63,12 +68,14 @@ class _Refs(HTMLParser):
 
 def test_metrics_json_has_every_row_clip_seed_and_provenance(workspace, first_run):
     results = read_results(first_run)
-    assert results.row_names() == [BASE_ROW, workspace["ref"]]
-    assert sorted({(s.row, s.clip_id, s.seed) for s in results.samples}) == sorted(
-        (row, clip, seed)
-        for row in results.row_names()
-        for clip in ("ep0_front", "ep0_side")
-        for seed in (0, 1)
+    ref = workspace["ref"]
+    assert results.row_names() == [BASE_ROW, STILL_ROW, ref]
+    assert [r.kind for r in results.rows] == ["base", "baseline", "adapter"]
+    clips = ("ep0_front", "ep0_side")
+    # Model rows once per seed; the deterministic still baseline once per clip (seed 0).
+    assert sorted((s.row, s.clip_id, s.seed) for s in results.samples) == sorted(
+        [(row, clip, seed) for row in (BASE_ROW, ref) for clip in clips for seed in (0, 1)]
+        + [(STILL_ROW, clip, 0) for clip in clips]
     )
     assert results.dataset["manifest_sha256"] and results.base["fingerprint"].startswith("sha256:")
     assert results.row(workspace["ref"]).fingerprint  # the adapter artifact's sha256
@@ -76,10 +83,28 @@ def test_metrics_json_has_every_row_clip_seed_and_provenance(workspace, first_ru
     for sample in results.samples:
         assert len(sample.per_frame["psnr"]) == 4  # 5 predicted frames minus 1 conditioning frame
         assert math.isfinite(sample.metrics["psnr"]) and -1 <= sample.metrics["ssim"] <= 1
-        assert (first_run / sample.video).is_file()
+        # The camera sweeps move most pixels: PSNR on them is measured for every row, still included.
+        assert math.isfinite(sample.metrics["psnr_moving"]) and "psnr_moving" not in sample.notes
+        if sample.row == STILL_ROW:
+            assert sample.video is None  # no model, no video: the real clip's frame repeated
+            assert sample.metrics["frame_diff_mean"] == 0.0  # nothing moves in the still prediction
+        else:
+            assert (first_run / sample.video).is_file()
+    still_psnr = [s.metrics["psnr"] for s in results.samples if s.row == STILL_ROW]
+    assert max(still_psnr) < 60  # the sweep moves: repeating a frame is not a perfect prediction
     assert {r.clip_id for r in results.real} == {"ep0_front", "ep0_side"}
-    # One clip group with two cameras: cross-view for real and every row x seed.
-    assert len(results.cross_view) == 1 + 2 * 2
+    assert all(0.2 < r.metrics["moving_fraction"] < 1.0 for r in results.real)  # smooth texture: part moves
+    # One clip group with two cameras: cross-view for real, every model row x seed and the still row.
+    assert len(results.cross_view) == 1 + 2 * 2 + 1
+    assert [c.seed for c in results.cross_view if c.row == STILL_ROW] == [0]
+    for metric in ("psnr", "psnr_moving"):
+        assert set(results.summary[metric]) == {BASE_ROW, STILL_ROW, ref}
+        still = results.summary[metric][STILL_ROW]
+        assert still["n"] == 2 and still["delta"]["n"] == 2
+        # still minus base: the tiny random model predicts noise, so a frozen real frame beats it
+        assert still["delta"]["mean"] > 3.0
+    assert list(results.summary["moving_fraction"]) == [REAL_ROW]
+    assert results.settings["motion_threshold"] == 12
     real_cross = next(c for c in results.cross_view if c.row == REAL_ROW)
     assert real_cross.views == ["/cam/front", "/cam/side"]
     assert "psnr" in results.summary and BASE_ROW in results.summary["psnr"]
@@ -117,7 +142,11 @@ def test_passing_gate_promotes_to_approved(workspace, first_run):
     results.summary["psnr"][ref]["delta"] = {"mean": 0.8, "low": 0.3, "high": 1.3, "n": 2}
     results.summary["temporal_sampson_px"][ref]["delta"] = {"mean": -0.2, "low": -0.3, "high": -0.1, "n": 2}
     assert evaluate_gate(results, ref, gate).passed
+    with pytest.raises(ValueError, match="adapter rows only"):
+        evaluate_gate(results, STILL_ROW, gate)  # the still baseline is context, never gated
+    results.summary["psnr"][STILL_ROW]["delta"] = {"mean": 9.0, "low": 8.0, "high": 10.0, "n": 2}
     published = publish_results(results, workspace["registry"], gate, by="tester")
+    assert list(published) == [ref]  # only the adapter: neither base nor still reach the registry
     assert published[ref]["passed"] and published[ref]["status"] == "approved"
     with open_registry(workspace["registry"]) as reg:
         assert reg.get(ref).status == "approved"
@@ -136,6 +165,18 @@ def test_report_references_only_existing_files_and_plays_h264(first_run):
     assert info.frame_count == 5
     html = index.read_text(encoding="utf-8")
     assert "<svg" in html and "Student-t" in html and "LPIPS" in html
+    assert "<td>still <span class='note'>(baseline)</span></td>" in html  # in the metric tables
+    assert 'aria-label="PSNR on moving pixels bar chart"' in html and ">still</text>" in html  # and charts
+    assert 'id="moving_fraction"' in html and "% of the frame" in html
+
+
+def test_printed_summary_table_has_a_column_per_row_and_the_registry_only_adapters(workspace, first_run):
+    printed = (workspace["root"] / "run1_stdout.txt").read_text()
+    table = printed.split("summary (")[1].splitlines()[1:]
+    assert table[0].split() == ["metric", REAL_ROW, BASE_ROW, STILL_ROW, workspace["ref"]]
+    psnr_moving = next(line for line in table if line.split()[0] == "psnr_moving")
+    assert psnr_moving.count("(") == 2  # still and the adapter, each with its delta vs base
+    assert printed.count("registry: ") == 1 and f"registry: {workspace['ref']}:" in printed
 
 
 def test_headless_browser_screenshot_of_the_report(first_run, tmp_path):

@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 
 from cosmos_ros.evaluation import stats
-from cosmos_ros.evaluation.gate import GateConfig, GateRule, load_gate, parse_rule
-from cosmos_ros.evaluation.report import bar_chart_svg, line_chart_svg, side_by_side
+from cosmos_ros.evaluation.gate import GateConfig, GateRule, evaluate_gate, load_gate, parse_rule
+from cosmos_ros.evaluation.report import bar_chart_svg, line_chart_svg, render_html, side_by_side
 from cosmos_ros.evaluation.results import (
+    BASE_ROW,
+    REAL_ROW,
     SCHEMA,
+    STILL_ROW,
     CrossViewRecord,
     EvalResults,
     RealRecord,
@@ -130,3 +133,84 @@ def test_side_by_side_tiles_at_one_height():
     b = np.full((2, 16, 16, 3), 255, np.uint8)
     tiled = side_by_side([("real", a), ("base", b)])
     assert tiled.shape[0] == 3 and tiled.shape[2] == 48 + 4 + 32 and tiled.dtype == np.uint8
+
+
+def _with_still(results: EvalResults) -> EvalResults:
+    """``results`` plus a still baseline row (one record per clip, seed 0) scoring 1 dB under the base."""
+    results.rows.insert(1, RowInfo(STILL_ROW, "baseline"))
+    for c, clip in enumerate(("c0", "c1", "c2")):
+        psnr = 19.05 + c + (0.3 if c == 2 else 0.0)  # base clip means are 20.05 + c
+        results.samples.append(
+            SampleRecord(STILL_ROW, clip, 0, "g", "/cam", {"psnr": psnr, "psnr_moving": 12.0 + c})
+        )
+    for sample in results.samples:
+        sample.metrics.setdefault("psnr_moving", 15.0)
+    results.real[0].metrics["moving_fraction"] = 0.25
+    results.settings["motion_threshold"] = 12
+    return results
+
+
+def test_still_row_is_one_unit_per_clip_with_a_delta_vs_base():
+    results = _with_still(_results())
+    summary = stats.summarize(results)
+    still = summary["psnr"][STILL_ROW]
+    assert still["n"] == 3 and still["mean"] == pytest.approx(np.mean([19.05, 20.05, 21.35]))
+    # row minus base, paired by clip: -1, -1, -0.7
+    assert still["delta"]["mean"] == pytest.approx(-0.9) and still["delta"]["n"] == 3
+    assert "delta" not in summary["psnr"][BASE_ROW]
+    assert summary["psnr_moving"][STILL_ROW]["mean"] == pytest.approx(13.0)
+    assert list(summary["moving_fraction"]) == [REAL_ROW]  # the real clips only, no model row
+    assert summary["moving_fraction"][REAL_ROW]["mean"] == 0.25
+
+
+def test_gate_judges_adapters_only_and_never_a_property_of_the_real_clips():
+    results = _with_still(_results())
+    results.summary = stats.summarize(results)
+    gate = GateConfig([GateRule("psnr", 0.5)])
+    assert evaluate_gate(results, "a@1", gate).passed  # the adapter is 1 dB above the base on every clip
+    for row in (STILL_ROW, BASE_ROW):
+        with pytest.raises(ValueError, match="adapter rows only"):
+            evaluate_gate(results, row, gate)
+    with pytest.raises(ValueError, match="real clips"):
+        GateRule("moving_fraction", 0.1)
+
+
+def test_report_and_cli_table_show_the_still_row_and_moving_pixels():
+    from cosmos_ros.evaluation.cli import summary_table
+
+    results = _with_still(_results())
+    results.summary = stats.summarize(results)
+    html = render_html(results, [])
+    assert "<td>still <span class='note'>(baseline)</span></td>" in html
+    assert "PSNR on moving pixels" in html and "25.0% of the frame" in html
+    assert 'id="moving_fraction"' in html and "a property of the real clips" in html
+    table = summary_table(results)
+    header = table[0].split()
+    assert header == ["metric", REAL_ROW, BASE_ROW, STILL_ROW, "a@1"]
+    psnr_line = next(line for line in table if line.split()[0] == "psnr")
+    assert "(-0.9)" in psnr_line and "(+1)" in psnr_line  # still and adapter deltas vs base
+
+
+def test_metrics_json_written_before_the_still_row_reads_summarizes_and_reports(tmp_path):
+    from cosmos_ros.evaluation.cli import summary_table
+
+    old = _results().to_dict()  # no still row, no psnr_moving, no moving_fraction, no motion_threshold
+    old["summary"] = {}
+    (tmp_path / "metrics.json").write_text(json.dumps(old))
+    back = read_results(tmp_path)
+    assert back.row_names() == [BASE_ROW, "a@1"]
+    back.summary = stats.summarize(back)
+    assert STILL_ROW not in back.summary["psnr"] and "psnr_moving" not in back.summary
+    html = render_html(back, [])
+    assert "still" not in html.lower() and "moving pixels" not in html
+    assert summary_table(back)[0].split() == ["metric", REAL_ROW, BASE_ROW, "a@1"]
+
+
+def test_an_unknown_row_kind_is_refused_by_name(tmp_path):
+    data = _with_still(_results()).to_dict()
+    assert [r["kind"] for r in data["rows"]] == ["base", "baseline", "adapter"]
+    write_results(tmp_path, EvalResults.from_dict(data))  # the new kind reads back
+    data["rows"][1]["kind"] = "oracle"
+    (tmp_path / "metrics.json").write_text(json.dumps(data))
+    with pytest.raises(ResultsFormatError, match=r"rows\[1\]\.kind 'oracle'"):
+        read_results(tmp_path)

@@ -102,8 +102,8 @@ def register(subparsers: Any) -> None:
         default=[],
         metavar="METRIC:MARGIN[:ci]",
         help="promotion rule: adapter must beat the base on METRIC by MARGIN (its unit; ':ci' also needs "
-        "the 95%% CI of the difference on the better side of 0); repeatable. Metrics: psnr, ssim, "
-        "frame_diff_mean, brightness_flicker, warp_error, temporal_sampson_px, cross_view_sampson_px",
+        "the 95%% CI of the difference on the better side of 0); repeatable. Metrics: psnr, psnr_moving, "
+        "ssim, frame_diff_mean, brightness_flicker, warp_error, temporal_sampson_px, cross_view_sampson_px",
     )
     parser.add_argument("--gate-file", metavar="YAML", default=None, help="gate rules from a YAML file")
     parser.add_argument(
@@ -320,10 +320,44 @@ def _is_path(ref: str) -> bool:
     return Path(ref).expanduser().exists()
 
 
+def _summary_number(value: Any, signed: bool = False) -> str:
+    """A summary cell: ``-`` for a value that is missing or NaN (unmeasured)."""
+    import math
+
+    if not isinstance(value, float | int) or math.isnan(value):
+        return "-"
+    return f"{value:+.3g}" if signed else f"{value:.4g}"
+
+
+def summary_table(results: Any) -> list[str]:
+    """The summary as aligned text: one line per metric, one column per row (real, base, still,
+    adapters), each cell the mean over clips and, for rows compared with the base, ``(+d)`` = row - base."""
+    from cosmos_ros.evaluation.results import REAL_ROW
+
+    summary = results.summary
+    order = [r for r in (REAL_ROW, *results.row_names()) if any(r in per_row for per_row in summary.values())]
+    table = [["metric", *order]]
+    for metric, per_row in summary.items():
+        line = [metric]
+        for row in order:
+            entry = per_row.get(row)
+            cell = _summary_number(entry["mean"]) if entry else ""
+            if entry and "delta" in entry:
+                cell += f" ({_summary_number(entry['delta'].get('mean'), signed=True)})"
+            line.append(cell)
+        table.append(line)
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in table
+    ]
+
+
 def _print_summary(results: Any) -> None:
-    for metric, per_row in results.summary.items():
-        cells = ", ".join(f"{row} {entry['mean']:.4g}" for row, entry in per_row.items())
-        print(f"  {metric}: {cells}")
+    print(
+        "summary (mean over clips; (+d) = row - base, paired by clip; 'still' repeats the last real frame):"
+    )
+    for line in summary_table(results):
+        print(line)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -11,6 +11,9 @@ difference lies entirely on the better side of zero. Rules come from a YAML file
       - {metric: temporal_sampson_px, margin: 0.1, require_ci: true}
 
 or from ``--gate METRIC:MARGIN[:ci]`` flags.
+
+Only adapter rows are judged, always against the base: the ``still`` baseline row is context for a
+reader (does the base beat "nothing moves"?), never gated, and never published to the registry.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ class GateRule:
     require_ci: bool = False
 
     def __post_init__(self) -> None:
-        metric_spec(self.metric)  # raises KeyError naming the known metrics
+        spec = metric_spec(self.metric)  # raises KeyError naming the known metrics
+        if spec.source == "real":
+            raise ValueError(f"{self.metric} describes the real clips, not a model: it cannot be a gate rule")
         if not math.isfinite(self.margin) or self.margin < 0:
             raise ValueError(f"gate margin for {self.metric} must be a finite number >= 0, got {self.margin}")
 
@@ -97,7 +102,14 @@ class GateOutcome:
 
 
 def evaluate_gate(results: EvalResults, row: str, gate: GateConfig) -> GateOutcome:
-    """Check every rule for one adapter row; a metric that was not measured fails its rule."""
+    """Check every rule for one adapter row; a metric that was not measured fails its rule.
+
+    Raises ValueError for a row that is not an adapter (the base, the still baseline): the gate
+    compares adapters with the base, nothing else.
+    """
+    kind = results.row(row).kind
+    if kind != "adapter":
+        raise ValueError(f"the gate judges adapter rows only; {row!r} is a {kind} row")
     checks = []
     for rule in gate.rules:
         spec = metric_spec(rule.metric)

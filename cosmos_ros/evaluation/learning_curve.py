@@ -21,7 +21,7 @@ import numpy as np
 
 from cosmos_ros.atomic import atomic_write_text
 from cosmos_ros.evaluation.protocol import EvalConfig, run_evaluation
-from cosmos_ros.evaluation.results import BASE_ROW, EvalResults
+from cosmos_ros.evaluation.results import BASE_ROW, STILL_ROW, EvalResults
 from cosmos_ros.evaluation.stats import METRICS
 from cosmos_ros.progress import ProgressCallback
 
@@ -118,7 +118,11 @@ def run_learning_curve(
 
 
 def curve_points(results: EvalResults, sizes_by_row: dict[str, int]) -> dict[str, dict[str, list[list[Any]]]]:
-    """``{metric: {"adapter": [[clips, mean, low, high], ...], "base": [...]}}`` (None for unmeasured)."""
+    """``{metric: {"adapter": [[clips, mean, low, high], ...], "base": [...], "still": [...]}}``.
+
+    None for unmeasured values. ``base`` and ``still`` (the last conditioning frame repeated; absent
+    from results written before it existed) are flat reference lines at the adapters' clip counts.
+    """
 
     def clean(v: Any) -> Any:
         return v if isinstance(v, float | int) and math.isfinite(v) else None
@@ -133,11 +137,12 @@ def curve_points(results: EvalResults, sizes_by_row: dict[str, int]) -> dict[str
         if not points:
             continue
         entry = {"adapter": points}
-        if BASE_ROW in per_row:
-            base = per_row[BASE_ROW]
-            entry["base"] = [
-                [p[0], clean(base["mean"]), clean(base["low"]), clean(base["high"])] for p in points
-            ]
+        for reference in (BASE_ROW, STILL_ROW):
+            if reference in per_row:
+                ref = per_row[reference]
+                entry[reference] = [
+                    [p[0], clean(ref["mean"]), clean(ref["low"]), clean(ref["high"])] for p in points
+                ]
         curve[metric] = entry
     return curve
 
@@ -160,5 +165,6 @@ def curve_html(curve: dict[str, dict[str, list[list[Any]]]]) -> str:
     return (
         "<h2>Learning curve</h2><p class='note'>Adapters trained on nested subsets of the training clips, "
         "evaluated on the held-out split; shaded bands are 95% intervals; the base line is the same model "
-        "without an adapter.</p>" + "".join(f"<div>{c}</div>" for c in charts)
+        "without an adapter, the still line the last conditioning frame repeated.</p>"
+        + "".join(f"<div>{c}</div>" for c in charts)
     )

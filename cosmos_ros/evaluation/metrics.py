@@ -2,7 +2,9 @@
 
 Three families, so that an adapter cannot look good on one axis while drifting on another:
 
-- fidelity to the real continuation: PSNR and SSIM per frame;
+- fidelity to the real continuation: PSNR and SSIM per frame, and PSNR over the pixels that move in
+  the real clip only (a static background otherwise dominates whole-frame PSNR); the "still" prediction
+  (the last conditioning frame repeated) is the baseline a model must beat there;
 - temporal stability: frame-difference statistics, global brightness flicker and optical-flow
   warping error (Farneback), computed the same way for the real clip so the two can be compared;
 - geometric consistency: the Sampson error (in pixels) of SIFT matches against a fundamental matrix,
@@ -31,6 +33,9 @@ import numpy as np
 DATA_RANGE = 255.0
 #: The fewest ratio-test matches a fundamental matrix is fitted to (the 8-point algorithm's minimum).
 MIN_MATCHES = 8
+#: Grey levels (0-255, max over RGB) a real pixel must change by, against the last conditioning frame,
+#: to count as moving: above H.264/JPEG noise on static surfaces (a few levels), below real motion.
+MOTION_THRESHOLD = 12
 
 
 def _video(frames: np.ndarray, name: str) -> np.ndarray:
@@ -91,6 +96,66 @@ def psnr_per_frame(real: np.ndarray, generated: np.ndarray) -> np.ndarray:
     )
     with np.errstate(divide="ignore"):
         return np.where(mse == 0, np.inf, 10.0 * np.log10(DATA_RANGE**2 / np.maximum(mse, 1e-300)))
+
+
+def moving_mask(
+    real_window: np.ndarray, conditioning_frames: int, threshold: int = MOTION_THRESHOLD
+) -> np.ndarray:
+    """Boolean ``[H, W]`` mask of the pixels that move in the real continuation.
+
+    A pixel moves when, in any continuation frame (``real_window[conditioning_frames:]``), some channel
+    differs from the last conditioning frame by more than ``threshold`` grey levels (default
+    :data:`MOTION_THRESHOLD`, so codec noise on a static background is not motion). Only the real clip
+    decides: a model is then judged on the same pixels whatever it generated.
+    """
+    real_window = _video(real_window, "real video")
+    frames = real_window.shape[0]
+    if not 1 <= conditioning_frames < frames:
+        raise ValueError(
+            f"conditioning_frames must be in [1, {frames - 1}] for a {frames}-frame video, "
+            f"got {conditioning_frames}"
+        )
+    reference = real_window[conditioning_frames - 1].astype(np.int16)
+    mask = np.zeros(real_window.shape[1:3], dtype=bool)
+    for frame in real_window[conditioning_frames:]:  # frame by frame: int16 copies of a clip are large
+        mask |= np.abs(frame.astype(np.int16) - reference).max(axis=-1) > threshold
+    return mask
+
+
+def psnr_masked(real: np.ndarray, generated: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB over the ``mask``-ed pixels (all channels) of all frames together.
+
+    The squared error is pooled over frames and masked pixels before the logarithm (one MSE, not a mean
+    of per-frame PSNRs: a few moving pixels per frame give too noisy a per-frame value). ``inf`` when
+    the masked pixels are identical; NaN when the mask is empty (nothing to measure).
+    """
+    real, generated = _pair(real, generated)
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape != real.shape[1:3]:
+        raise ValueError(f"mask {tuple(mask.shape)} must match the frame size {tuple(real.shape[1:3])}")
+    count = int(mask.sum())
+    if count == 0:
+        return math.nan
+    total = sum(
+        float(np.sum((r[mask].astype(np.float64) - g[mask].astype(np.float64)) ** 2))
+        for r, g in zip(real, generated, strict=True)
+    )
+    mse = total / (count * real.shape[0] * real.shape[-1])
+    return math.inf if mse == 0 else 10.0 * math.log10(DATA_RANGE**2 / mse)
+
+
+def still_prediction(conditioning: np.ndarray, num_frames: int) -> np.ndarray:
+    """The "nothing moves" baseline: the conditioning frames, then the last one repeated to ``num_frames``.
+
+    A model that does not beat this on the continuation has learnt nothing about motion.
+    """
+    conditioning = _video(conditioning, "conditioning frames")
+    if num_frames <= conditioning.shape[0]:
+        raise ValueError(
+            f"num_frames ({num_frames}) must exceed the {conditioning.shape[0]} conditioning frames"
+        )
+    tail = np.repeat(conditioning[-1:], num_frames - conditioning.shape[0], axis=0)
+    return np.concatenate([conditioning, tail])
 
 
 def ssim_per_frame(real: np.ndarray, generated: np.ndarray) -> np.ndarray:

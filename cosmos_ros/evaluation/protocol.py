@@ -4,8 +4,11 @@ For each clip of the chosen split: its first ``conditioning_frames`` frames and 
 a prediction of ``num_frames`` frames, once per seed, by the base model (always, the reference row)
 and by each adapter. The prediction's frames after the conditioning frames are compared with the
 real clip's frames at the same indices (both fitted to the prediction size the same way); the real
-window gets the same temporal and geometric statistics. Clip groups with several cameras also get
-cross-view Sampson errors (real and generated). Everything lands in metrics.json (results.py).
+window gets the same temporal and geometric statistics, plus the share of its pixels that move (the
+pixels ``psnr_moving`` is taken over). Each clip also gets the ``still`` baseline row: the last
+conditioning frame repeated, measured exactly like a prediction (once, as seed 0: it is deterministic
+and needs no model). Clip groups with several cameras also get cross-view Sampson errors (real and
+generated). Everything lands in metrics.json (results.py).
 
 Determinism: clips, rows and seeds are processed in sorted order, the runtime is seeded per
 prediction and every metric is deterministic, so the same inputs give the same numbers.
@@ -28,6 +31,8 @@ from cosmos_ros.evaluation import metrics as m
 from cosmos_ros.evaluation.results import (
     BASE_ROW,
     REAL_ROW,
+    RESERVED_ROWS,
+    STILL_ROW,
     CrossViewRecord,
     EvalResults,
     RealRecord,
@@ -37,6 +42,9 @@ from cosmos_ros.evaluation.results import (
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 
 log = logging.getLogger(__name__)
+
+#: The seed the deterministic still baseline is stored under (one record per clip).
+STILL_SEED = 0
 
 
 @dataclass
@@ -62,6 +70,9 @@ class EvalConfig:
     dtype: str = "float32"
     safety_checker: str = "auto"
     sampson: m.SampsonSettings = field(default_factory=m.SampsonSettings)
+    #: Grey levels a real pixel must change by to count as moving (psnr_moving); default
+    #: metrics.MOTION_THRESHOLD (12), above codec noise.
+    motion_threshold: int = m.MOTION_THRESHOLD
 
     def settings_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -76,9 +87,17 @@ class EvalConfig:
 
 
 def measure_generated(
-    real_window: np.ndarray, generated: np.ndarray, conditioning_frames: int, sampson: m.SampsonSettings
+    real_window: np.ndarray,
+    generated: np.ndarray,
+    conditioning_frames: int,
+    sampson: m.SampsonSettings,
+    motion_threshold: int = m.MOTION_THRESHOLD,
 ) -> tuple[dict[str, float], dict[str, list[float]], dict[str, str]]:
-    """Metrics of one generated video against the real window: ``(means, per-frame series, notes)``."""
+    """Metrics of one generated video against the real window: ``(means, per-frame series, notes)``.
+
+    ``motion_threshold`` (default :data:`~cosmos_ros.evaluation.metrics.MOTION_THRESHOLD`) picks the
+    real clip's moving pixels for ``psnr_moving``.
+    """
     notes: dict[str, str] = {}
     length = min(len(real_window), len(generated))
     if length < len(generated):
@@ -93,6 +112,12 @@ def measure_generated(
     psnr = m.psnr_per_frame(real_cont, gen_cont)
     ssim = m.ssim_per_frame(real_cont, gen_cont)
     values: dict[str, float] = {"psnr": m.finite_mean(psnr), "ssim": float(ssim.mean())}
+    moving = m.moving_mask(real_window[:length], conditioning_frames, motion_threshold)
+    values["psnr_moving"] = m.psnr_masked(real_cont, gen_cont, moving)
+    if not moving.any():
+        notes["psnr_moving"] = (
+            f"the real clip has no moving pixels (none changes by more than {motion_threshold} grey levels)"
+        )
     series: dict[str, list[float]] = {"psnr": psnr.tolist(), "ssim": ssim.tolist()}
     if m.lpips_availability().available:
         lp = m.lpips_per_frame(real_cont, gen_cont)
@@ -109,11 +134,21 @@ def measure_generated(
 
 
 def measure_real(
-    real_window: np.ndarray, conditioning_frames: int, sampson: m.SampsonSettings
+    real_window: np.ndarray,
+    conditioning_frames: int,
+    sampson: m.SampsonSettings,
+    motion_threshold: int = m.MOTION_THRESHOLD,
 ) -> tuple[dict, dict]:
-    """Temporal and geometric statistics of the real continuation window: ``(values, notes)``."""
+    """Temporal and geometric statistics of the real continuation window: ``(values, notes)``.
+
+    ``moving_fraction`` is the share of the frame that moves (``motion_threshold`` as in
+    :func:`measure_generated`), so a reader knows how many pixels ``psnr_moving`` rests on.
+    """
     cont = real_window[conditioning_frames:]
     values = m.temporal_stability(cont)
+    values["moving_fraction"] = float(
+        m.moving_mask(real_window, conditioning_frames, motion_threshold).mean()
+    )
     result = m.temporal_sampson_error(cont, sampson)
     values["temporal_sampson_px"] = result.mean_px
     values["temporal_sampson_median_px"] = result.median_px
@@ -215,6 +250,10 @@ def _load_rows(rt: Any, config: EvalConfig) -> list[_Row]:
                     "dataset_manifest_sha256": record.dataset_manifest_sha256,
                 },
             )
+        if info.name in RESERVED_ROWS:
+            raise ValueError(
+                f"adapter {ref!r} would be row {info.name!r}, a name kept for the evaluation's own rows"
+            )
         if any(r.info.name == info.name for r in rows):
             raise ValueError(f"adapter {info.name!r} is listed twice")
         rows.append(_Row(info, runtime_name))
@@ -315,7 +354,7 @@ def _run(config, dataset, clips, rows, rt, out, progress, started, write_video, 
             "clip_ids": [c.clip_id for c in clips],
         },
         base={"fingerprint": rt.fingerprint, "model_dir": str(Path(config.model))},
-        rows=[r.info for r in rows],
+        rows=[rows[0].info, RowInfo(STILL_ROW, "baseline"), *(r.info for r in rows[1:])],  # base first
         lpips=lpips.to_dict(),
         code_version=_code_version(),
     )
@@ -328,11 +367,16 @@ def _run(config, dataset, clips, rows, rt, out, progress, started, write_video, 
         windows[clip.clip_id] = window
         real_rel = f"videos/{REAL_ROW}/{_safe(clip.clip_id)}.mp4"
         write_video(out / real_rel, window, chosen["fps"])
-        values, notes = measure_real(window, config.conditioning_frames, config.sampson)
+        values, notes = measure_real(
+            window, config.conditioning_frames, config.sampson, config.motion_threshold
+        )
         results.real.append(
             RealRecord(clip.clip_id, clip.clip_group, view_name(clip), values, notes, real_rel)
         )
         conditioning = window[: config.conditioning_frames]
+        still, record = _still_baseline(window, clip, num_frames, config)
+        generated[(STILL_ROW, clip.clip_id, STILL_SEED)] = still
+        results.samples.append(record)
         for row in rows:
             for seed in seeds:
                 prediction = rt.predict(
@@ -352,7 +396,7 @@ def _run(config, dataset, clips, rows, rt, out, progress, started, write_video, 
                 rel = f"videos/{_safe(row.info.name)}/{_safe(clip.clip_id)}_seed{seed}.mp4"
                 write_video(out / rel, frames, prediction.fps)
                 values, series, notes = measure_generated(
-                    window, frames, config.conditioning_frames, config.sampson
+                    window, frames, config.conditioning_frames, config.sampson, config.motion_threshold
                 )
                 results.samples.append(
                     SampleRecord(
@@ -369,7 +413,8 @@ def _run(config, dataset, clips, rows, rt, out, progress, started, write_video, 
                 )
                 step += 1
                 watch.report(step, f"{row.info.name} {clip.clip_id} seed {seed}", psnr=values["psnr"])
-    _cross_views(results, clips, rows, seeds, windows, generated, config)
+    row_seeds = [(r.info.name, seeds) for r in rows] + [(STILL_ROW, [STILL_SEED])]
+    _cross_views(results, clips, row_seeds, windows, generated, config)
     results.summary = summarize(results)
     results.run = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
                    "duration_s": round(time.time() - started, 3)}  # fmt: skip
@@ -377,8 +422,25 @@ def _run(config, dataset, clips, rows, rt, out, progress, started, write_video, 
     return results
 
 
-def _cross_views(results, clips, rows, seeds, windows, generated, config) -> None:
-    """Cross-view Sampson error for every pair of cameras in each clip group (real and generated)."""
+def _still_baseline(
+    window: np.ndarray, clip: Any, num_frames: int, config: EvalConfig
+) -> tuple[np.ndarray, SampleRecord]:
+    """The still prediction of one clip and its record, measured like a model's (no video file written)."""
+    still = m.still_prediction(window[: config.conditioning_frames], num_frames)
+    values, series, notes = measure_generated(
+        window, still, config.conditioning_frames, config.sampson, config.motion_threshold
+    )
+    record = SampleRecord(
+        STILL_ROW, clip.clip_id, STILL_SEED, clip.clip_group, view_name(clip), values, series, notes
+    )
+    return still, record
+
+
+def _cross_views(results, clips, row_seeds, windows, generated, config) -> None:
+    """Cross-view Sampson error for every pair of cameras in each clip group (real and generated).
+
+    ``row_seeds``: ``(row name, seeds)`` of every row in ``generated`` (the still row has one seed).
+    """
     groups: dict[str, list[Any]] = {}
     for clip in clips:
         if clip.clip_group:
@@ -392,14 +454,12 @@ def _cross_views(results, clips, rows, seeds, windows, generated, config) -> Non
             c = config.conditioning_frames
             values, notes = cross_view_metrics(windows[a.clip_id][c:], windows[b.clip_id][c:], config.sampson)
             results.cross_view.append(CrossViewRecord(REAL_ROW, group, None, views, ids, values, notes))
-            for row in rows:
+            for row, seeds in row_seeds:
                 for seed in seeds:
-                    va = generated[(row.info.name, a.clip_id, seed)][c:]
-                    vb = generated[(row.info.name, b.clip_id, seed)][c:]
+                    va = generated[(row, a.clip_id, seed)][c:]
+                    vb = generated[(row, b.clip_id, seed)][c:]
                     values, notes = cross_view_metrics(va, vb, config.sampson)
-                    results.cross_view.append(
-                        CrossViewRecord(row.info.name, group, seed, views, ids, values, notes)
-                    )
+                    results.cross_view.append(CrossViewRecord(row, group, seed, views, ids, values, notes))
 
 
 def _code_version() -> str:

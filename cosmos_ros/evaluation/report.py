@@ -16,12 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from cosmos_ros.atomic import atomic_write_text
-from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, EvalResults, read_results
+from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, STILL_ROW, EvalResults, read_results
 from cosmos_ros.evaluation.stats import CI_METHOD, METRICS, MetricSpec
 
 REPORT_DIR = "report"
 _PALETTE = ("#6b7280", "#2563eb", "#16a34a", "#dc2626", "#9333ea", "#ea580c", "#0891b2", "#ca8a04")
-_ROW_COLOURS = {REAL_ROW: "#111827", BASE_ROW: _PALETTE[0]}
+_ROW_COLOURS = {REAL_ROW: "#111827", BASE_ROW: _PALETTE[0], STILL_ROW: "#a3a3a3"}
 
 
 def _esc(value: object) -> str:
@@ -37,7 +37,7 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 
 def _colour(row: str, index: int) -> str:
-    """Fixed colours for real/base; adapters by their position (neutral hues, not good/bad colours)."""
+    """Fixed colours for real/base/still; adapters by their position (neutral hues, not good/bad colours)."""
     adapter_palette = ("#2563eb", "#9333ea", "#0891b2", "#ca8a04", "#db2777", "#4d7c0f")
     return _ROW_COLOURS.get(row, adapter_palette[index % len(adapter_palette)])
 
@@ -62,12 +62,12 @@ def bar_chart_svg(spec: MetricSpec, entries: Sequence[tuple[str, dict]], width: 
     def x(v: float) -> float:
         return left + (v - lo) / span * plot_w
 
-    better = "higher is better" if spec.higher_is_better else "lower is better"
     unit = f" ({spec.unit})" if spec.unit else ""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="{_esc(spec.label)} bar chart">',
-        f'<text x="4" y="16" font-size="13" font-weight="bold">{_esc(spec.label + unit)}, {better}</text>',
+        f'<text x="4" y="16" font-size="13" font-weight="bold">{_esc(spec.label + unit)}, '
+        f"{_direction(spec)}</text>",
         f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{height - 20}" stroke="#9ca3af"/>',
     ]
     adapters = [row for row, _ in entries if row not in _ROW_COLOURS]
@@ -256,7 +256,18 @@ code{background:#f3f4f6;padding:0 3px}
 """
 
 
-def _metric_section(spec: MetricSpec, per_row: dict[str, dict]) -> str:
+def _direction(spec: MetricSpec) -> str:
+    """How to read a metric: which way is better, or that it describes the real clips only."""
+    if spec.source == "real":
+        return "a property of the real clips, not a score"
+    return "higher is better" if spec.higher_is_better else "lower is better"
+
+
+def _metric_section(
+    spec: MetricSpec, per_row: dict[str, dict], baselines: frozenset[str] = frozenset()
+) -> str:
+    """One metric's table and chart; ``baselines``' deltas are not coloured (beating the base is not
+    good news for a baseline: it is bad news for the base)."""
     rows = []
     for row, entry in per_row.items():
         delta = entry.get("delta")
@@ -264,11 +275,12 @@ def _metric_section(spec: MetricSpec, per_row: dict[str, dict]) -> str:
         if delta:
             d = delta["mean"]
             cls = ""
-            if math.isfinite(d) and d != 0:
+            if math.isfinite(d) and d != 0 and row not in baselines:
                 cls = "good" if (d > 0) == spec.higher_is_better else "bad"
             delta_cell = f'<span class="{cls}">{_fmt(d)}</span> [{_fmt(delta["low"])}, {_fmt(delta["high"])}]'
+        label = f"{_esc(row)} <span class='note'>(baseline)</span>" if row in baselines else _esc(row)
         rows.append(
-            f"<tr><td>{_esc(row)}</td><td class='num'>{_fmt(entry['mean'])}</td>"
+            f"<tr><td>{label}</td><td class='num'>{_fmt(entry['mean'])}</td>"
             f"<td class='num'>[{_fmt(entry['low'])}, {_fmt(entry['high'])}]</td>"
             f"<td class='num'>{entry['n']}</td><td class='num'>{entry.get('n_missing', 0)}</td>"
             f"<td class='num'>{delta_cell}</td></tr>"
@@ -281,8 +293,7 @@ def _metric_section(spec: MetricSpec, per_row: dict[str, dict]) -> str:
     chart = bar_chart_svg(spec, list(per_row.items()))
     return (
         f'<section id="{spec.key}"><h3>{_esc(spec.label + unit)}</h3>'
-        f'<p class="note">{_esc(spec.description)}; '
-        f"{'higher' if spec.higher_is_better else 'lower'} is better.</p>"
+        f'<p class="note">{_esc(spec.description)}; {_direction(spec)}.</p>'
         f'<div class="metric"><div>{table}</div><div>{chart}</div></div></section>'
     )
 
@@ -306,6 +317,30 @@ def _notes_table(results: EvalResults) -> str:
     )
 
 
+def _still_note(results: EvalResults) -> str:
+    """What the still row is, when the results have one (files written before it existed do not)."""
+    if STILL_ROW not in results.row_names():
+        return ""
+    return (
+        f"The row <b>{STILL_ROW}</b> is a baseline, not a model: the last conditioning frame repeated. "
+        "Its Δ is still − base, so a positive PSNR Δ means the base predicts worse than a frozen frame; "
+        "a frozen frame trivially scores perfect temporal stability (no flicker, no motion). "
+    )
+
+
+def _moving_note(results: EvalResults) -> str:
+    """How PSNR on moving pixels was taken, when it was (files written before it existed lack it)."""
+    if "psnr_moving" not in results.summary:
+        return ""
+    threshold = results.settings.get("motion_threshold", "–")
+    fraction = results.summary.get("moving_fraction", {}).get(REAL_ROW, {}).get("mean", math.nan)
+    return (
+        "PSNR on moving pixels is taken only over the pixels that move in the real clip (a change above "
+        f"<code>{_esc(threshold)}</code> grey levels from the last conditioning frame): on average "
+        f"{_esc(_fmt(100 * fraction, 1))}% of the frame. "
+    )
+
+
 def render_html(
     results: EvalResults, grid: list[tuple[str, int, str, list[str]]], extra_html: str = ""
 ) -> str:
@@ -319,10 +354,13 @@ def render_html(
         f"<td><code>{_esc(r.fingerprint or '')}</code></td></tr>"
         for r in results.rows
     )
-    order = [REAL_ROW, *results.row_names()]  # metrics.json stores rows sorted by name
+    order = [REAL_ROW, *results.row_names()]  # real, base, still (files since it exists), adapters
+    baselines = frozenset(r.name for r in results.rows if r.kind == "baseline")
     sections = [
         _metric_section(
-            spec, {r: results.summary[spec.key][r] for r in order if r in results.summary[spec.key]}
+            spec,
+            {r: results.summary[spec.key][r] for r in order if r in results.summary[spec.key]},
+            baselines,
         )
         for spec in METRICS
         if spec.key in results.summary
@@ -337,6 +375,11 @@ def render_html(
         for clip, seed, rel, labels in grid
     )
     dataset = results.dataset
+    still_video_note = (
+        f" The {STILL_ROW} baseline has no video: it is the real clip's last conditioning frame."
+        if STILL_ROW in results.row_names()
+        else ""
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>cosmos-ros evaluation</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
@@ -349,7 +392,7 @@ Base fingerprint <code>{_esc(results.base.get("fingerprint", ""))}</code>. Code 
 <code>{_esc(results.code_version)}</code>.</p>
 <p class="note">Confidence intervals: {_esc(CI_METHOD)}. Fidelity metrics compare the generated continuation
 (conditioning frames excluded) with the real one. Rows named <b>real</b> are the same statistics of the real
-clips, for reference. {lpips_note}</p>
+clips, for reference. {_still_note(results)}{_moving_note(results)}{lpips_note}</p>
 <h2>Models</h2>
 <table><tr><th>row</th><th>kind</th><th>adapter</th><th>fingerprint</th></tr>{model_rows}</table>
 <h2>Metrics</h2>
@@ -357,7 +400,7 @@ clips, for reference. {lpips_note}</p>
 {notes}
 {extra_html}
 <h2>Videos</h2>
-<p class="note">Side by side: real | base | each adapter (first seed of each clip).</p>
+<p class="note">Side by side: real | base | each adapter (first seed of each clip).{still_video_note}</p>
 {videos or "<p>No videos.</p>"}
 <h2>Settings</h2>
 <table>{settings_rows}</table>

@@ -2,8 +2,10 @@
 
 metrics.json holds every number an evaluation produced, with what is needed to reproduce and trust
 it: the exact settings, the base model and adapter fingerprints, the dataset manifest hash and the
-code version. Rows are the base model (always present, the reference) and each adapter; each
-generated video is one :class:`SampleRecord` (row x clip x seed); the real clips get the same
+code version. Rows are the base model (always present, the reference), the ``still`` baseline (the
+last conditioning frame repeated: one record per clip, seed 0; absent from files written before it
+existed) and each adapter; each generated video is one :class:`SampleRecord` (row x clip x seed); the
+real clips get the same
 temporal and geometric statistics in :class:`RealRecord` so generated videos can be compared with
 them; multi-camera clip groups add :class:`CrossViewRecord` entries.
 
@@ -29,6 +31,12 @@ METRICS_NAME = "metrics.json"
 BASE_ROW = "base"
 #: Pseudo-row of statistics measured on the real clips.
 REAL_ROW = "real"
+#: Baseline row: the last conditioning frame repeated (no model; what "no motion predicted" scores).
+STILL_ROW = "still"
+#: Row kinds: the reference model, a model-free baseline (never gated or published), an adapter.
+ROW_KINDS = ("base", "baseline", "adapter")
+#: Row names an adapter cannot take (the summary keys its rows by name).
+RESERVED_ROWS = (BASE_ROW, STILL_ROW, REAL_ROW)
 
 _NONFINITE = {"Infinity": math.inf, "-Infinity": -math.inf, "NaN": math.nan}
 
@@ -83,10 +91,10 @@ def _decode_series(series: Any, where: str) -> dict[str, list[float]]:
 
 @dataclass
 class RowInfo:
-    """One compared model: the base (reference) or the base with one adapter."""
+    """One compared row: the base (reference), a baseline such as ``still``, or the base with one adapter."""
 
     name: str
-    kind: str  # "base" or "adapter"
+    kind: str  # one of ROW_KINDS
     fingerprint: str | None = None
     adapter_ref: str | None = None
     adapter_path: str | None = None
@@ -193,6 +201,11 @@ class EvalResults:
                 raise ResultsFormatError(f"{source}: missing field {required!r}")
         try:
             rows = [RowInfo(**r) for r in data["rows"]]
+            for i, row in enumerate(rows):
+                if row.kind not in ROW_KINDS:
+                    raise ResultsFormatError(
+                        f"{source}: rows[{i}].kind {row.kind!r} is not one of {', '.join(ROW_KINDS)}"
+                    )
             samples = [
                 SampleRecord(
                     **{

@@ -3,8 +3,10 @@
 Method (stated in the report): the clip is the unit of independence. For each row and metric the
 seeds of one clip are averaged first (finite values only), then a two-sided Student-t interval is
 taken over the per-clip means: mean +- t(0.975, n-1) * sd / sqrt(n). Differences to the base are
-paired by clip (adapter clip mean - base clip mean) and get the same interval. With one clip there
-is no interval (NaN bounds).
+paired by clip (row clip mean - base clip mean) and get the same interval; adapters and the ``still``
+baseline get one (for ``still`` it reads "still minus base": a positive PSNR delta means the base
+predicts worse than repeating the last frame). The still row has one record per clip (seed 0), so it
+is one unit per clip like every other row. With one clip there is no interval (NaN bounds).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from cosmos_ros.evaluation.metrics import MOTION_THRESHOLD
 from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, EvalResults
 
 CI_METHOD = (
@@ -52,7 +55,8 @@ class MetricSpec:
     unit: str
     higher_is_better: bool
     description: str
-    #: Where the values live: per generated sample, or in the cross-view records.
+    #: Where the values live: per generated sample, in the cross-view records, or only in the real
+    #: records (a property of the clips, not of a model: shown for reference, never gated).
     source: str = "sample"
     #: Whether the real clips have this statistic too (shown as a reference row).
     has_real: bool = False
@@ -60,6 +64,17 @@ class MetricSpec:
 
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("psnr", "PSNR", "dB", True, "fidelity to the real continuation, mean of per-frame PSNR"),
+    MetricSpec(
+        "psnr_moving", "PSNR on moving pixels", "dB", True,
+        "PSNR over the pixels that move in the real clip (change by more than "
+        f"{MOTION_THRESHOLD} grey levels from the last conditioning frame), squared error pooled over "
+        "frames; a static background cannot hide a wrong motion here",
+    ),
+    MetricSpec(
+        "moving_fraction", "Moving fraction", "", True,
+        "share of the frame that moves in the real clip (the pixels PSNR on moving pixels is taken over)",
+        source="real", has_real=True,
+    ),
     MetricSpec("ssim", "SSIM", "", True, "structural similarity to the real continuation, mean over frames"),
     MetricSpec("lpips", "LPIPS", "", False, "learned perceptual distance (AlexNet), mean over frames"),
     MetricSpec(
@@ -132,6 +147,8 @@ def _seed_average(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
 def unit_means(results: EvalResults, row: str, metric: str) -> dict[str, float]:
     """Per-unit means of one metric: unit = clip (or clip group for cross-view), seeds averaged."""
     spec = metric_spec(metric)
+    if spec.source == "real" and row != REAL_ROW:
+        return {}
     if spec.source == "cross_view":
         pairs = [
             (c.clip_group + "|" + "|".join(c.views), c.metrics.get("mean_px", math.nan))
@@ -148,7 +165,11 @@ def unit_means(results: EvalResults, row: str, metric: str) -> dict[str, float]:
 
 
 def summarize(results: EvalResults) -> dict[str, dict[str, dict[str, object]]]:
-    """Every measured metric: ``{metric: {row: {mean, low, high, n, n_missing, delta (adapters)}}}``."""
+    """Every measured metric: ``{metric: {row: {mean, low, high, n, n_missing, delta}}}``.
+
+    ``delta`` (row minus base, paired by clip) is given to every row but the base and ``real``: the
+    adapters and the ``still`` baseline. Rows absent from older metrics.json files simply do not appear.
+    """
     summary: dict[str, dict[str, dict[str, object]]] = {}
     rows = ([REAL_ROW] if results.real else []) + results.row_names()
     for spec in METRICS:
