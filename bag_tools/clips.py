@@ -32,14 +32,25 @@ class Window:
 
 @dataclass(frozen=True)
 class SkippedWindow:
+    """A window that gives no clip: ``missing`` grid points lack a frame, or it repeats a clip."""
+
     index: int
     start_ns: int
     end_ns: int
     missing: int
+    #: The index of the window whose source frames this one repeats exactly.
+    duplicate_of: int | None = None
 
 
 class ClipAssembler:
-    """Feed grid points in order; get complete windows (every point has a frame) or skip notes."""
+    """Feed grid points in order; get complete windows (every point has a frame) or skip notes.
+
+    A window made of exactly the source frames of the previous clip is skipped: when the source
+    is slower than the output rate (or a bag is a few frames long) several grid points hold the
+    same frame, and identical clips would weigh that moment twice in training. Comparing with the
+    previous clip is enough: stamps never decrease along the grid, so a window equal to an older
+    clip equals every clip since.
+    """
 
     def __init__(self, length: int, stride: int) -> None:
         self.length = check_clip_length(length)
@@ -47,6 +58,7 @@ class ClipAssembler:
             raise ValueError(f"clip stride must be >= 1 frame, got {stride}")
         self.stride = stride
         self.points: deque[GridPoint] = deque(maxlen=length)
+        self.last: tuple[int, tuple[int | None, ...]] | None = None
 
     def push(self, point: GridPoint) -> Window | SkippedWindow | None:
         self.points.append(point)
@@ -55,9 +67,14 @@ class ClipAssembler:
             return None
         window = list(self.points)
         missing = sum(p.item is None for p in window)
+        index = start // self.stride
         if missing:
-            return SkippedWindow(start // self.stride, window[0].time_ns, window[-1].time_ns, missing)
-        return Window(start // self.stride, window)
+            return SkippedWindow(index, window[0].time_ns, window[-1].time_ns, missing)
+        stamps = tuple(p.source_stamp_ns for p in window)
+        if self.last is not None and self.last[1] == stamps:
+            return SkippedWindow(index, window[0].time_ns, window[-1].time_ns, 0, self.last[0])
+        self.last = (index, stamps)
+        return Window(index, window)
 
 
 class FrameDecoder:

@@ -65,6 +65,9 @@ class ClipRecord:
     end_stamp_ns: int = 0
     clip_group: str = ""
     episode: str = ""
+    #: sha256 of the video file as written, so ``validate`` tells a replaced or swapped video from
+    #: the right one (frame count and size alike cannot); "" in datasets made before it was recorded.
+    video_sha256: str = ""
     #: Manifest fields this version does not know (kept so a round trip loses nothing).
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -206,6 +209,15 @@ def write_clip_files(
     root = Path(root)
     write_video(root / video_relpath(clip_id), frames, fps)
     atomic_write_text(root / meta_relpath(clip_id), prompt.strip() + "\n")
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_manifest(root: str | os.PathLike[str], records: Iterable[ClipRecord]) -> str:

@@ -63,10 +63,16 @@ class NearestResampler:
         return out
 
     def finish(self) -> list[GridPoint]:
-        """Settle the grid points the last frame can still serve (within the tolerance after it)."""
+        """Settle the grid points the last frame can still serve.
+
+        Only those within half an output period after it (and the tolerance): the stream ends at
+        its last frame, and holding that frame longer would invent time (one frame would give two
+        identical one-frame clips).
+        """
         out: list[GridPoint] = []
         if self.prev is None:
             return out
-        while self.grid_time(self.next_index) <= self.prev[0] + self.tolerance_ns:
+        reach = min(self.tolerance_ns, self.period_ns / 2)
+        while self.grid_time(self.next_index) <= self.prev[0] + reach:
             out.append(self._choose(self.grid_time(self.next_index), None))
         return out
