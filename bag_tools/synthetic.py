@@ -1,7 +1,10 @@
 """Write synthetic robot demonstration bags (ROS 2 mcap / sqlite3, ROS 1) with rosbags' writers.
 
-Two kinds of pictures:
+Three kinds of pictures:
 
+- an episode of the procedural robot world (``embodiment`` set; see world.py): the arm of that
+  embodiment does one scripted pick-and-place over the whole bag, and the bag's prompt describes
+  it (what cosmos-mini was trained on, and what the demo records);
 - a scene: an OpenCV-drawn two-link robot arm carrying a red block into a blue bowl (the demo);
 - a test pattern (``test_pattern=True``) that encodes the source frame index in the pixels, so a
   test can decode which source frame ended up in each output frame and that the channels are RGB.
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -52,6 +55,9 @@ class SynthSpec:
     marker_frames: Sequence[int] = ()
     marker_topic: str = "/episode_marker"
     compress: bool = False
+    #: A world.py embodiment name: draw that robot's episode ``episode_seed`` instead of the scene.
+    embodiment: str | None = None
+    episode_seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def stamp_ns(self, index: int) -> int:
@@ -237,6 +243,13 @@ def write_synthetic_bag(path: str | os.PathLike[str], spec: SynthSpec, fmt: BagF
     image_type = (
         "sensor_msgs/msg/CompressedImage" if spec.encoding in COMPRESSED_FORMATS else "sensor_msgs/msg/Image"
     )
+    episode = None
+    if spec.embodiment is not None:
+        from cosmos_ros.bag_tools.world import make_episode, render_frame
+
+        episode = make_episode(spec.embodiment, spec.episode_seed, frames=spec.frames, fps=spec.fps)
+        if spec.prompt == DEFAULT_PROMPT:
+            spec = replace(spec, prompt=episode.prompt)
     with writer:
         cams = [writer.add_connection(t, image_type, typestore=typestore) for t in spec.topics]
         prompt_conn = writer.add_connection(spec.prompt_topic, "std_msgs/msg/String", typestore=typestore)
@@ -252,7 +265,9 @@ def write_synthetic_bag(path: str | os.PathLike[str], spec: SynthSpec, fmt: BagF
                 msg = string_cls(data=f"episode starts at frame {index}")
                 writer.write(marker_conn, stamp - 1_000_000, serialize(msg, "std_msgs/msg/String"))
             for view, conn in enumerate(cams):
-                if spec.test_pattern:
+                if episode is not None:
+                    rgb = render_frame(episode, index, spec.height, spec.width)
+                elif spec.test_pattern:
                     rgb = pattern_frame(index, spec.height, spec.width)
                 else:
                     rgb = scene_frame(index, spec.frames, spec.height, spec.width, view=view % 2)

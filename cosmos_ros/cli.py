@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "cosmos_ros.bag_tools.cli",
     "cosmos_ros.registry.cli",
     "cosmos_ros.training.cli",
+    "cosmos_ros.training.mini.cli",
     "cosmos_ros.evaluation.cli",
     "cosmos_ros.nodes.cli",
     "cosmos_ros.demo_cli",

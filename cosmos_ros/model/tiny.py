@@ -105,44 +105,15 @@ def _build_tokenizer() -> Any:
     return fast
 
 
-def _build_components(seed: int) -> dict[str, Any]:
+def build_text_components(seed: int) -> dict[str, Any]:
+    """Tokenizer, tiny text encoder and the released scheduler (shared with cosmos-mini)."""
     import torch
-    from diffusers import AutoencoderKLWan, CosmosTransformer3DModel, UniPCMultistepScheduler
+    from diffusers import UniPCMultistepScheduler
     from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     tokenizer = _build_tokenizer()
     vocab = len(tokenizer)
     special = {t: tokenizer.convert_tokens_to_ids(t) for t in _SPECIAL_TOKENS}
-
-    torch.manual_seed(seed)
-    transformer = CosmosTransformer3DModel(
-        in_channels=16 + 1,
-        out_channels=16,
-        num_attention_heads=2,
-        attention_head_dim=32,
-        num_layers=2,
-        mlp_ratio=2.0,
-        text_embed_dim=32,
-        adaln_lora_dim=8,
-        max_size=(128, 240, 240),
-        patch_size=(1, 2, 2),
-        rope_scale=(1.0, 3.0, 3.0),
-        concat_padding_mask=True,
-        extra_pos_embed_type=None,
-        use_crossattn_projection=True,
-        crossattn_proj_in_channels=TEXT_HIDDEN * TEXT_LAYERS,
-        encoder_hidden_states_channels=32,
-    )
-
-    torch.manual_seed(seed + 1)
-    vae = AutoencoderKLWan(
-        base_dim=4,
-        z_dim=16,
-        dim_mult=[1, 1, 1, 1],
-        num_res_blocks=1,
-        temperal_downsample=[False, True, True],
-    )
-
     torch.manual_seed(seed + 2)
     config = Qwen2_5_VLConfig(
         text_config={
@@ -182,27 +153,54 @@ def _build_components(seed: int) -> dict[str, Any]:
         sigma_max=200.0,
         sigma_min=0.01,
     )
-    return {
-        "transformer": transformer.eval(),
-        "vae": vae.eval(),
-        "text_encoder": text_encoder,
-        "tokenizer": tokenizer,
-        "scheduler": scheduler,
-    }
+    return {"text_encoder": text_encoder, "tokenizer": tokenizer, "scheduler": scheduler}
 
 
-def make_tiny_model(directory: str | os.PathLike[str], seed: int = 0, *, overwrite: bool = False) -> Path:
-    """Write a tiny random-weight Cosmos Predict 2.5 pipeline to ``directory``; return its path.
+def _build_components(seed: int) -> dict[str, Any]:
+    import torch
+    from diffusers import AutoencoderKLWan, CosmosTransformer3DModel
 
-    Deterministic: the same ``seed`` gives byte-identical weight files. Refuses to overwrite an
-    existing non-empty directory unless ``overwrite`` is set, and even then anything but an earlier
-    tiny model (see :func:`_check_replaceable`). Written atomically.
+    text = build_text_components(seed)  # first: the tokenizer is trained before any weight is drawn
+    torch.manual_seed(seed)
+    transformer = CosmosTransformer3DModel(
+        in_channels=16 + 1,
+        out_channels=16,
+        num_attention_heads=2,
+        attention_head_dim=32,
+        num_layers=2,
+        mlp_ratio=2.0,
+        text_embed_dim=32,
+        adaln_lora_dim=8,
+        max_size=(128, 240, 240),
+        patch_size=(1, 2, 2),
+        rope_scale=(1.0, 3.0, 3.0),
+        concat_padding_mask=True,
+        extra_pos_embed_type=None,
+        use_crossattn_projection=True,
+        crossattn_proj_in_channels=TEXT_HIDDEN * TEXT_LAYERS,
+        encoder_hidden_states_channels=32,
+    )
+
+    torch.manual_seed(seed + 1)
+    vae = AutoencoderKLWan(
+        base_dim=4,
+        z_dim=16,
+        dim_mult=[1, 1, 1, 1],
+        num_res_blocks=1,
+        temperal_downsample=[False, True, True],
+    )
+    return {"transformer": transformer.eval(), "vae": vae.eval(), **text}
+
+
+def save_pipeline_folder(
+    final: Path, components: dict[str, Any], hint: dict[str, Any], extra: dict[str, str] | None = None
+) -> Path:
+    """Write ``components`` as a released-layout diffusers folder plus the hint file, atomically.
+
+    ``extra`` maps file names to text written beside them (a model card, training records).
     """
     from diffusers import Cosmos2_5_PredictBasePipeline
 
-    final = Path(directory)
-    _check_replaceable(final, overwrite)
-    components = _build_components(seed)
     # The released checkpoint records no safety checker in model_index.json (diffusers' converter
     # passes a stand-in); the runtime supplies one at load time (see safety.py).
     pipe = Cosmos2_5_PredictBasePipeline(**components, safety_checker=_NoChecker())
@@ -212,9 +210,23 @@ def make_tiny_model(directory: str | os.PathLike[str], seed: int = 0, *, overwri
         index = json.loads(index_path.read_text(encoding="utf-8"))
         index["safety_checker"] = [None, None]
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        hint = {"schema": HINT_SCHEMA, "kind": "tiny", "seed": seed, "presets": TINY_PRESETS}
         (tmp / HINT_NAME).write_text(json.dumps(hint, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        for name, text in (extra or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
     return final
+
+
+def make_tiny_model(directory: str | os.PathLike[str], seed: int = 0, *, overwrite: bool = False) -> Path:
+    """Write a tiny random-weight Cosmos Predict 2.5 pipeline to ``directory``; return its path.
+
+    Deterministic: the same ``seed`` gives byte-identical weight files. Refuses to overwrite an
+    existing non-empty directory unless ``overwrite`` is set, and even then anything but an earlier
+    tiny model (see :func:`_check_replaceable`). Written atomically.
+    """
+    final = Path(directory)
+    _check_replaceable(final, overwrite)
+    hint = {"schema": HINT_SCHEMA, "kind": "tiny", "seed": seed, "presets": TINY_PRESETS}
+    return save_pipeline_folder(final, _build_components(seed), hint)
 
 
 def _check_replaceable(final: Path, overwrite: bool) -> None:

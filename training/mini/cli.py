@@ -1,0 +1,94 @@
+"""``cosmos-ros make-mini-model``: build cosmos-mini (prompts -> VAE -> transformer -> folder)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from cosmos_ros.cli import CliError
+
+_D = "(default: %(default)s)"
+
+
+#: The build's stages in order (build.STAGES; repeated here so --help imports no torch).
+STAGES = ("prompts", "vae", "transformer", "assemble")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "make-mini-model",
+        help="train cosmos-mini, the small world model of the procedural robot world (GPU: minutes)",
+        description=(
+            "Build cosmos-mini in stages (prompts, vae, transformer, assemble) inside --work; each stage "
+            "keeps checkpoints there, so the same command continues an interrupted build. The package "
+            "already ships a trained cosmos-mini: this command is how it was made."
+        ),
+    )
+    p.add_argument("--work", required=True, help="work folder for stage results and checkpoints")
+    p.add_argument("-o", "--output", help="model folder to write in the 'assemble' stage")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated stages to run {_D}")
+    p.add_argument("--device", default="auto", help=f"cuda, cpu or auto {_D}")
+    p.add_argument("--seed", type=int, default=0, help=f"weights and data seed {_D}")
+    p.add_argument("--episodes", type=int, default=400, help=f"training episodes per embodiment {_D}")
+    p.add_argument("--vae-frame-steps", type=int, default=2000, help=f"VAE steps on single frames {_D}")
+    p.add_argument("--vae-clip-steps", type=int, default=4000, help=f"VAE steps with clips {_D}")
+    p.add_argument("--world-steps", type=int, default=12000, help=f"transformer steps {_D}")
+    p.add_argument("--world-batch", type=int, default=64, help=f"transformer batch size {_D}")
+    p.add_argument(
+        "--vae-seconds",
+        type=float,
+        default=None,
+        help="train the VAE for this many seconds instead of a step count (default: by steps)",
+    )
+    p.add_argument(
+        "--world-seconds",
+        type=float,
+        default=None,
+        help="train the transformer for this many seconds instead (default: by steps)",
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from cosmos_ros.progress import TqdmProgress
+
+    from .build import MiniBuild, stage_assemble, stage_prompts, stage_transformer, stage_vae
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise CliError(f"--stages: unknown stage(s) {', '.join(unknown)}; accepted: {', '.join(STAGES)}")
+    if "assemble" in stages and not args.output:
+        raise CliError("the 'assemble' stage writes the model folder: give -o/--output")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))  # fmt: skip
+    build = MiniBuild(work_dir=args.work, seed=args.seed, episodes_per_embodiment=args.episodes)
+    build.vae.frame_steps, build.vae.clip_steps = args.vae_frame_steps, args.vae_clip_steps
+    build.world.steps, build.world.batch = args.world_steps, args.world_batch
+    build.vae.max_seconds, build.world.max_seconds = args.vae_seconds, args.world_seconds
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    Path(args.work).mkdir(parents=True, exist_ok=True)
+    logging.getLogger("cosmos_ros.training.mini").setLevel(logging.INFO)
+    for stage in stages:
+        print(f"make-mini-model: stage {stage}")
+        if stage == "prompts":
+            stage_prompts(build)
+        elif stage == "vae":
+            bar = TqdmProgress(unit="step")
+            record = stage_vae(build, device, bar)
+            bar.close()
+            print(f"  VAE held-out clip PSNR {record['held_out_clip_psnr']:.2f} dB "
+                  f"(target embodiment {record['held_out_target_clip_psnr']:.2f} dB)")  # fmt: skip
+        elif stage == "transformer":
+            bar = TqdmProgress(unit="step")
+            record = stage_transformer(build, device, bar)
+            bar.close()
+            print(f"  transformer held-out loss {record['curve'][-1]['val_loss_ema']:.4f}")
+        else:
+            print(f"  wrote {stage_assemble(build, Path(args.output))}")
+    return 0
