@@ -25,7 +25,11 @@ setup(
         "cosmos_ros.bag_tools": "bag_tools",
         "cosmos_ros.training": "training",
     },
-    package_data={"cosmos_ros.training": ["configs/*.yaml"]},
+    package_data={
+        "cosmos_ros.training": ["configs/*.yaml"],
+        # cosmos-mini's trained weights, once they ship (cosmos_ros.model.mini.SHIPPED_DIR)
+        "cosmos_ros": ["assets/cosmos-mini/*", "assets/cosmos-mini/*/*"],
+    },
     data_files=[
         ("share/ament_index/resource_index/packages", ["resource/" + package_name]),
         ("share/" + package_name, ["package.xml"]),

@@ -13,16 +13,18 @@ def register(subparsers: Any) -> None:
         description=(
             "The end-to-end demo, in eight stages:\n"
             "  1 check the environment\n"
-            "  2 build the tiny random-weight model (or check --model)\n"
-            "  3 synthesise demonstration bags (ROS 2 mcap and ROS 1): an arm moving a block to a bowl\n"
+            "  2 pick the model: cosmos-mini, the small trained world model shipped with cosmos_ros\n"
+            "    (or --model tiny: a random-weight model; or --model DIR: real weights)\n"
+            "  3 record demonstration bags (ROS 2 mcap and ROS 1) of a robot cosmos-mini never saw\n"
+            "    (a ceiling-mounted arm moving a block to a bowl)\n"
             "  4 convert them to a dataset and validate it\n"
             "  5 train a short LoRA run and register it\n"
             "  6 evaluate it against the base and approve it through the gate\n"
             "  7 start the capture and generation nodes, replay a held-out bag's camera into the\n"
             "    capture node and receive the prediction over ROS 2 (and as an mp4)\n"
             "  8 print where everything is\n"
-            "Everything is written under --output (summary: demo_summary.json). About a minute or two\n"
-            "on 2 CPU cores with the tiny model, whose videos are noise."
+            "Everything is written under --output (summary: demo_summary.json). A few minutes on 2 CPU\n"
+            "cores with cosmos-mini: a toy world that proves the loop, not Cosmos quality."
         ),
         epilog="Examples: cosmos-ros demo --output demo_output\n"
         "          cosmos-ros demo --output demo_real --model ~/models/Cosmos-Predict2.5-2B --device cuda",
@@ -38,7 +40,8 @@ def register(subparsers: Any) -> None:
         "--model",
         default=None,
         help="local Cosmos-Predict2.5-2B diffusers folder: run the loop on real weights at real sizes "
-        "(432x768, 29-frame clips, 'preview' preset; a GPU is needed) (default: build the tiny model)",
+        "(432x768, 29-frame clips, 'preview' preset; a GPU is needed), or 'tiny' to build a random-weight "
+        "model (plumbing only) (default: the shipped cosmos-mini)",
     )
     parser.add_argument(
         "--device", default="auto", help="cpu, cuda, cuda:N (default: auto = cuda if available, else cpu)"

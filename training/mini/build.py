@@ -139,8 +139,8 @@ def _target_clips(build: MiniBuild) -> np.ndarray:
     """Held-out clips of the target embodiments (never trained on): how well the VAE generalises."""
     from cosmos_ros.bag_tools.world import TARGET_EMBODIMENTS
 
-    videos, _ = render_episodes(sorted(TARGET_EMBODIMENTS), range(HELD_OUT_SEED_BASE, HELD_OUT_SEED_BASE + 4),
-                                build.spec)  # fmt: skip
+    seeds = range(HELD_OUT_SEED_BASE, HELD_OUT_SEED_BASE + build.held_out_episodes)
+    videos, _ = render_episodes(sorted(TARGET_EMBODIMENTS), seeds, build.spec)
     return _held_out_clips(videos, build.spec)
 
 

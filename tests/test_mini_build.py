@@ -1,0 +1,76 @@
+"""`cosmos-ros make-mini-model`'s stages at toy sizes: a loadable cosmos-mini folder, with records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from cosmos_ros.bag_tools.world import make_episode, render_episode
+from cosmos_ros.training.mini import build as mb
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[mb.MiniBuild, Path]:
+    work = tmp_path_factory.mktemp("mini_work")
+    b = mb.MiniBuild(work_dir=str(work), episodes_per_embodiment=1, held_out_episodes=1, clip_stride=31)
+    b.vae.frame_steps, b.vae.clip_steps, b.vae.frame_batch, b.vae.clip_batch = 1, 1, 2, 1
+    b.vae.eval_every = b.world.eval_every = 2  # only the final evaluation: CPU seconds
+    b.world.steps, b.world.batch, b.world.warmup_steps = 2, 2, 1
+    torch.set_num_threads(2)
+    mb.stage_prompts(b)
+    mb.stage_vae(b, torch.device("cpu"))
+    mb.stage_transformer(b, torch.device("cpu"))
+    out = mb.stage_assemble(b, work / "cosmos-mini")
+    return b, out
+
+
+def test_the_assembled_folder_is_a_cosmos_mini_model_that_predicts(built: tuple[mb.MiniBuild, Path]) -> None:
+    from cosmos_ros.model.mini import MINI_PRESETS, is_mini_model
+    from cosmos_ros.model.runtime import CosmosRuntime
+
+    _, out = built
+    assert is_mini_model(out)
+    rt = CosmosRuntime.load(out, device="cpu", dtype="float32", safety_checker="off")
+    try:
+        episode = make_episode("grey_arm", 100_000, frames=48, fps=16.0)
+        frame = render_episode(episode, 64, 96, 0, 1)
+        result = rt.predict(frame, episode.prompt, steps=2)
+    finally:
+        rt.close()
+    full = MINI_PRESETS["full"]
+    assert result.frames.shape == (full["num_frames"], full["height"], full["width"], 3)
+
+
+def test_the_model_records_its_build_curves_and_the_vae_shortcut_check(
+    built: tuple[mb.MiniBuild, Path],
+) -> None:
+    b, out = built
+    record = json.loads((out / "training_record.json").read_text())
+    assert record["build"]["seed"] == b.seed and record["build"]["episodes_per_embodiment"] == 1
+    assert record["pretrain_embodiments"] == mb.pretrain_embodiments()
+    assert "ceiling_arm" not in record["pretrain_embodiments"]
+    assert [p["step"] for p in record["vae"]["curve"]] == [2]
+    assert np.isfinite(record["vae"]["later_latents_effect_db"])
+    assert record["transformer"]["steps_done"] == 2 and record["transformer"]["curve"][-1]["val_loss_ema"] > 0
+    card = (out / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: diffusers") and "not Cosmos quality" in card
+    vae = json.loads((out / "vae" / "config.json").read_text())
+    assert len(vae["latents_std"]) == 16 and all(s > 0 for s in vae["latents_std"])
+
+
+def test_the_prompt_table_is_what_the_runtime_encodes(built: tuple[mb.MiniBuild, Path]) -> None:
+    """Rows equal the runtime's own prompt embeddings (the stock pipeline path), empty prompt last."""
+    from cosmos_ros.model.runtime import CosmosRuntime
+
+    b, out = built
+    table, prompts = mb.load_prompts(b)
+    assert prompts[-1] == "" and len(prompts) == table.shape[0]
+    rt = CosmosRuntime.load(out, device="cpu", dtype="float32", safety_checker="off")
+    try:
+        embeds = rt.encode_prompt(prompts[3])
+    finally:
+        rt.close()
+    assert torch.allclose(embeds[0].float(), table[3], atol=1e-5)
