@@ -34,6 +34,10 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 BLOCK_COLOURS = ("red", "green", "yellow", "purple")
 BOWL_COLOURS = ("blue", "white")
+#: Episode seeds: cosmos-mini trains on seeds from 0, is measured on held-out seeds from
+#: HELD_OUT_SEED_BASE, and the demo records bags from DEMO_SEED_BASE (never rendered by the build).
+HELD_OUT_SEED_BASE = 100_000
+DEMO_SEED_BASE = 200_000
 PROMPT_PREFIX = "The robot arm is performing a task. "
 
 

@@ -29,9 +29,6 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_NAME = "demo_summary.json"
-#: First episode seed of the demo's bags (training/mini/world_data.py keeps it apart from the
-#: seeds cosmos-mini was trained and measured on).
-DEMO_SEED_BASE = 200_000
 SUMMARY_SCHEMA = "cosmos_ros.demo_summary/1"
 ADAPTER_NAME = "demo.pick_place"
 #: Folder and file names the demo creates; --overwrite deletes a folder holding nothing else.
@@ -245,15 +242,13 @@ def build_model(demo: Demo) -> None:
     from cosmos_ros.model.mini import is_mini_model, mini_model_dir
     from cosmos_ros.model.presets import read_model_hint
 
-    shipped = None
     if demo.model is None:
         try:
-            demo.model = shipped = mini_model_dir()
-            demo.echo(f"  using cosmos-mini, the small trained world model shipped in {demo.model}")
+            demo.model = mini_model_dir()
         except FileNotFoundError:  # not trained to its acceptance bar yet: the plumbing model
             demo.model = Path("tiny")
-    if shipped is not None:
-        pass
+    if is_mini_model(demo.model):
+        demo.echo(f"  using cosmos-mini, the small trained world model in {demo.model}")
     elif str(demo.model) == "tiny":
         from cosmos_ros.model.tiny import make_tiny_model
 
@@ -276,6 +271,7 @@ def synthesise_bags(demo: Demo) -> None:
     from tqdm.auto import tqdm
 
     from cosmos_ros.bag_tools.synthetic import SynthSpec, write_synthetic_bag
+    from cosmos_ros.bag_tools.world import DEMO_SEED_BASE
 
     sizes = demo.sizes
     folder = demo.path("bags")

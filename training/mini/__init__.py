@@ -4,3 +4,6 @@
 results and checkpoints in one work folder, so an interrupted build continues where it stopped
 and the GPU-heavy stages can run on another machine.
 """
+
+#: The build's stages, in order (here, so the CLI's --help needs no torch import).
+STAGES = ("prompts", "vae", "transformer", "assemble")

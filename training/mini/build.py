@@ -31,7 +31,6 @@ from .world_training import WorldTrainSettings
 
 log = logging.getLogger(__name__)
 
-STAGES = ("prompts", "vae", "transformer", "assemble")
 PROMPTS_FILE = "prompts.safetensors"
 MAX_SEQUENCE_LENGTH = 512  # what the runtime encodes prompts with
 

@@ -8,11 +8,9 @@ from pathlib import Path
 
 from cosmos_ros.cli import CliError
 
+from . import STAGES
+
 _D = "(default: %(default)s)"
-
-
-#: The build's stages in order (build.STAGES; repeated here so --help imports no torch).
-STAGES = ("prompts", "vae", "transformer", "assemble")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -102,7 +102,7 @@ def train_vae(
     frame_share = settings.frame_steps / total
     step = start
     while True:
-        progress = _progress(step, total, started, settings.max_seconds)
+        progress = run_progress(step, total, started, settings.max_seconds)
         if progress >= 1.0:
             break
         lr_scale = min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -126,7 +126,7 @@ def train_vae(
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
         done = step = step + 1
-        finished = _progress(done, total, started, settings.max_seconds) >= 1.0
+        finished = run_progress(done, total, started, settings.max_seconds) >= 1.0
         if done % settings.eval_every == 0 or finished:
             vae.eval()
             value = held_out_psnr(vae, held_out, device)
@@ -178,7 +178,7 @@ def set_latent_statistics(vae: Any, episodes: np.ndarray, clip_frames: int, devi
                            latents_std=[round(float(v), 6) for v in std])  # fmt: skip
 
 
-def _progress(step: int, total: int, started: float, max_seconds: float | None) -> float:
+def run_progress(step: int, total: int, started: float, max_seconds: float | None) -> float:
     """How far through the run: by steps, or by wall time when ``max_seconds`` is set."""
     if max_seconds is None:
         return step / total

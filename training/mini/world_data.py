@@ -3,7 +3,7 @@
 Episodes are rendered at the model's frame rate straight from :mod:`cosmos_ros.bag_tools.world`
 (no bags in between), in parallel worker processes. Which episodes train and which are held out
 is fixed by seed ranges, so held-out numbers never see a training episode, and the demo's bags
-(seeds from :data:`DEMO_SEED_BASE`) are episodes no stage of the model build ever rendered.
+(seeds from world.DEMO_SEED_BASE) are episodes no stage of the model build ever rendered.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
-from cosmos_ros.bag_tools.world import make_episode, render_episode
+from cosmos_ros.bag_tools.world import HELD_OUT_SEED_BASE, make_episode, render_episode
 
-#: Episode seeds: training from 0, held-out evaluation from here, demo bags from DEMO_SEED_BASE.
-HELD_OUT_SEED_BASE = 100_000
-DEMO_SEED_BASE = 200_000
+__all__ = ["HELD_OUT_SEED_BASE", "WorldSpec", "clip_starts", "render_episodes"]
 #: One episode lasts 3 s; at 16 fps that is 48 frames.
 EPISODE_SECONDS = 3.0
 

@@ -31,6 +31,8 @@ from cosmos_ros.training.objective import (
 
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 
+from .vae_training import run_progress
+
 log = logging.getLogger(__name__)
 
 
@@ -131,7 +133,7 @@ def train_world_model(
     watch = Stopwatch(progress, "train transformer", settings.steps)
     started = time.monotonic()
     step = start
-    while (progress := _progress(step, settings.steps, started, settings.max_seconds)) < 1.0:
+    while (progress := run_progress(step, settings.steps, started, settings.max_seconds)) < 1.0:
         warm = min(1.0, (step + 1) / settings.warmup_steps)
         cosine = 0.5 * (1 + math.cos(math.pi * progress))
         for group in optimizer.param_groups:
@@ -152,7 +154,7 @@ def train_world_model(
         with torch.no_grad():
             torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - decay)
         done = step = step + 1
-        finished = _progress(done, settings.steps, started, settings.max_seconds) >= 1.0
+        finished = run_progress(done, settings.steps, started, settings.max_seconds) >= 1.0
         if done % settings.eval_every == 0 or finished:
             value = validation_loss(ema, val[0].to(device), text_table[val[1].to(device)], settings)
             record["curve"].append({"step": done, "train_loss": loss.item(), "val_loss_ema": value,
@@ -181,13 +183,6 @@ def validation_loss(
             ones = torch.ones(b, dtype=torch.long, device=clean.device)
             values.append(float(loss_on(model, clean, text[i : i + 64], sigma, ones, noise, settings)) * b)
     return sum(values) / (5 * len(latents))
-
-
-def _progress(step: int, total: int, started: float, max_seconds: float | None) -> float:
-    """How far through the run: by steps, or by wall time when ``max_seconds`` is set."""
-    if max_seconds is None:
-        return step / total
-    return (time.monotonic() - started) / max_seconds
 
 
 def _checkpoint(
