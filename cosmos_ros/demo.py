@@ -786,12 +786,12 @@ class _RosClient:
         self, camera: str, prompt: str, adapter: str, processes: list[_Process]
     ) -> tuple[dict[str, Any], int]:
         from cosmos_ros_interfaces.action import CaptureAndPredict
-        from rclpy.action import ActionClient
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import CompressedImage, Image
         from tqdm.auto import tqdm
 
         from cosmos_ros.nodes.qos import recorder_qos
+        from cosmos_ros.nodes.spin import action_client
 
         predicted: list[Any] = []
         camera_seen = threading.Event()
@@ -804,7 +804,7 @@ class _RosClient:
         )
         if not camera_seen.wait(30):
             raise RuntimeError(f"no frame on {camera} within 30 s (is the bag player publishing?)")
-        action = ActionClient(self.node, CaptureAndPredict, "/capture_and_predict")
+        action = action_client(self.node, CaptureAndPredict, "/capture_and_predict")
         if not action.wait_for_server(timeout_sec=30):
             raise RuntimeError("the capture node's /capture_and_predict action was not discovered in 30 s")
         bar = tqdm(desc="denoise", unit="step")

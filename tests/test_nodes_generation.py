@@ -27,11 +27,11 @@ from cosmos_ros_interfaces.srv import ListAdapters
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import GetParameters, SetParameters
-from rclpy.action import ActionClient
 from std_msgs.msg import Header
 
 from cosmos_ros.media.video import read_video
 from cosmos_ros.nodes.conversions import rgb_to_image_msg
+from cosmos_ros.nodes.spin import action_client
 
 PROMPT = "The robot arm picks up the red cube"
 
@@ -48,7 +48,7 @@ def setup(tmp_path_factory):
         timeout=90,
     )
     client = Client("gen_test_client")
-    action = ActionClient(client.node, PredictVideo, "predict_video")
+    action = action_client(client.node, PredictVideo, "predict_video")
     try:
         yield {
             "proc": proc,
@@ -259,7 +259,7 @@ def test_missing_model_path_fails_configure_and_the_process_stays_up(tmp_path) -
         assert proc.poll() is None
         client = Client("missing_model_client")
         try:
-            action = ActionClient(client.node, PredictVideo, "/broken/predict_video")
+            action = action_client(client.node, PredictVideo, "/broken/predict_video")
             handle = client.send_goal(action, goal())
             response = client.wait(handle.get_result_async(), 20)
             assert response.status == GoalStatus.STATUS_ABORTED
@@ -343,7 +343,7 @@ def test_registry_node_refuses_drafts_lists_versions_and_rechecks_the_artifact(s
         ros_args=["-r", "__ns:=/reg"],
     )  # fmt: skip
     client = setup["client"]
-    reg = {**setup, "action": ActionClient(client.node, PredictVideo, "/reg/predict_video")}
+    reg = {**setup, "action": action_client(client.node, PredictVideo, "/reg/predict_video")}
     node = "/reg/generation_node"
     try:
         draft = set_adapter(reg, "arm@2", node)

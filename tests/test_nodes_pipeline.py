@@ -15,13 +15,13 @@ from ros_helpers import start_python, stop, wait_for_line
 pytest.importorskip("rclpy")
 from action_msgs.msg import GoalStatus
 from cosmos_ros_interfaces.action import CaptureAndPredict
-from rclpy.action import ActionClient
 from sensor_msgs.msg import Image
 from std_srvs.srv import Trigger
 
 from cosmos_ros.media.video import read_video
 from cosmos_ros.nodes.conversions import stamp_to_seconds
 from cosmos_ros.nodes.qos import preview_qos, recorder_qos
+from cosmos_ros.nodes.spin import action_client
 
 STEPS = 3
 FRAMES = 9
@@ -57,7 +57,7 @@ def setup(tmp_path_factory):
     proc = start_python(BRINGUP, str(params), str(model))
     wait_for_line(proc, "generation_node active", timeout=90)
     client = Client("pipeline_client")
-    action = ActionClient(client.node, CaptureAndPredict, "capture_and_predict")
+    action = action_client(client.node, CaptureAndPredict, "capture_and_predict")
     try:
         yield {"proc": proc, "client": client, "action": action, "work": work}
     finally:

@@ -203,3 +203,28 @@ def test_a_raising_callback_is_logged_and_the_node_keeps_serving() -> None:
         client.close()
         out = stop(proc)
     assert "a callback failed; the nodes keep running" in out and "the first call fails" in out
+
+
+def test_an_action_client_is_whole_when_a_spinning_executor_first_sees_it() -> None:
+    """rclpy registers an ActionClient with its node before creating its lock; an executor that
+    counts the node's entities at that moment raised AttributeError and stopped spinning (a CI run
+    lost every answer of a node test that way). Our helper's client is whole when registered
+    (a plain rclpy ActionClient is not: this check fails with it)."""
+    import rclpy
+    from cosmos_ros_interfaces.action import PredictVideo
+    from rclpy.context import Context
+
+    from cosmos_ros.nodes.spin import action_client
+
+    context = Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("lock_probe", context=context)
+    seen: list[bool] = []
+    register = node.add_waitable
+    node.add_waitable = lambda w: (seen.append(hasattr(w, "_lock")), register(w))  # type: ignore[method-assign]
+    try:
+        action_client(node, PredictVideo, "probe")
+    finally:
+        node.destroy_node()
+        context.try_shutdown()
+    assert seen == [True]

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import rclpy
 from cosmos_ros_interfaces.action import CaptureAndPredict, PredictVideo
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.action import ActionClient, ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
@@ -36,6 +36,7 @@ from cosmos_ros.nodes.conversions import (
 from cosmos_ros.nodes.embodiment import Embodiment, build_prompt, load_embodiment
 from cosmos_ros.nodes.frame_buffer import AGE_SOURCES, FrameBuffer, FrameRefused
 from cosmos_ros.nodes.qos import QOS_NAMES, camera_qos
+from cosmos_ros.nodes.spin import action_client
 
 #: Parameter name -> (default, description). config/capture_node.yaml documents the same.
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -108,7 +109,7 @@ class CaptureNode(Node):
                 qos,
                 callback_group=self._sensor_group,
             )
-        self._generator = ActionClient(
+        self._generator = action_client(
             self, PredictVideo, p["generation_action"], callback_group=self._client_group
         )
         self._in_flight = threading.Lock()

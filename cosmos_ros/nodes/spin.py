@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import threading
 import traceback
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import rclpy
 import rclpy.logging
+from rclpy.action import ActionClient
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
@@ -58,3 +61,22 @@ def _spin_surviving_callback_errors(executor: MultiThreadedExecutor) -> None:
             raise
         except Exception:
             logger.error(f"a callback failed; the nodes keep running:\n{traceback.format_exc()}")
+
+
+def action_client(node: Node, action_type: Any, name: str, **kwargs: Any) -> Any:
+    """An ``rclpy.action.ActionClient`` that is safe to create while an executor spins ``node``.
+
+    Why: rclpy (9.1, Kilted) registers a new ActionClient with its node before it creates the
+    client's lock, so an executor thread spinning the node at that moment calls
+    ``get_num_entities`` on a half-built client, raises ``AttributeError: ... '_lock'`` and stops
+    spinning: services and actions of that node then never answer. Lifecycle nodes (configure
+    runs inside the executor) and clients created after spin-up meet this. Here the lock exists
+    before the client is registered.
+    """
+    return _LockFirstActionClient(node, action_type, name, **kwargs)
+
+
+class _LockFirstActionClient(ActionClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._lock = threading.Lock()  # rclpy sets it again after add_waitable; this one covers the gap
+        super().__init__(*args, **kwargs)
