@@ -8,13 +8,19 @@ complete. ``adapter.safetensors`` holds the trainable tensors by parameter name 
 the losses and step times so far, and the run's identity (:func:`run_identity`): what a resumed
 run must share with the checkpoint for the two parts to be one run. Only the last K checkpoints
 are kept.
+
+``state.json`` also records the sha256 of the two other files and of its own other fields
+(``checksums``); a resume verifies them first, so a damaged checkpoint is refused by name instead
+of silently continuing as a different run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import pickle
 import random
 import shutil
 from dataclasses import dataclass
@@ -29,10 +35,13 @@ from cosmos_ros.atomic import atomic_path
 if TYPE_CHECKING:
     from .config import TrainConfig
 
+log = logging.getLogger(__name__)
+
 CHECKPOINT_PREFIX = "step_"
 ADAPTER_FILE = "adapter.safetensors"
 STATE_FILE = "training_state.pt"
 INFO_FILE = "state.json"
+CHECKSUMS = "checksums"
 
 #: Config fields a resumed run must share with its checkpoint: they shape the adapter (type, rank,
 #: alpha, targets), the data and its order (seed, preprocessing), the objective, or the optimizer
@@ -241,7 +250,10 @@ def save_checkpoint(
             {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
             tmp / STATE_FILE,
         )
-        text = json.dumps(json_safe({"step": step, **info}), indent=2, sort_keys=True, allow_nan=False)
+        body = json_safe({"step": step, **info})
+        body[CHECKSUMS] = {name: _sha256(tmp / name) for name in (ADAPTER_FILE, STATE_FILE)}
+        body[CHECKSUMS][INFO_FILE] = _info_digest(body)
+        text = json.dumps(body, indent=2, sort_keys=True, allow_nan=False)
         (tmp / INFO_FILE).write_text(text + "\n")
     for old in list_checkpoints(output_dir)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
@@ -275,12 +287,58 @@ def find_resume_point(output_dir: str | Path, resume: str) -> Path | None:
     return path
 
 
+def _sha256(path: Path) -> str:
+    from cosmos_ros.registry.artifacts import sha256_file
+
+    return sha256_file(path)[0]
+
+
+def _info_digest(info: dict[str, Any]) -> str:
+    """sha256 of state.json's fields other than the checksums, in one canonical JSON form."""
+    rest = {k: v for k, v in info.items() if k != CHECKSUMS}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def verify_checkpoint(path: str | Path, info: dict[str, Any]) -> None:
+    """Refuse a checkpoint whose files differ from the sha256 its state.json records, naming them.
+
+    Checkpoints written before checksums were recorded are resumed unverified, with a warning.
+    """
+    path = Path(path)
+    sums = info.get(CHECKSUMS)
+    if sums is None:
+        log.warning(
+            "checkpoint %s records no checksums (written by an older version): resumed unverified", path
+        )
+        return
+    if not isinstance(sums, dict):
+        sums = {}
+    damaged = [] if sums.get(INFO_FILE) == _info_digest(info) else [INFO_FILE]
+    for name in (ADAPTER_FILE, STATE_FILE):
+        if not (path / name).is_file():
+            damaged.append(f"{name} (missing)")
+        elif _sha256(path / name) != sums.get(name):
+            damaged.append(name)
+    if damaged:
+        earlier = [p for p in list_checkpoints(path.parent.parent) if p.name < path.name]
+        way_out = (
+            f"resume from the one before it (--set resume={earlier[-1]}) or delete {path}"
+            if earlier
+            else f"delete {path} and train from the start"
+        )
+        raise ValueError(
+            f"checkpoint {path} is damaged: {', '.join(damaged)} differ(s) from the sha256 its {INFO_FILE} "
+            f"records (a changed or truncated file); {way_out}"
+        )
+
+
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     """The checkpoint's ``state.json`` (step, data position, losses, run identity)."""
     where = Path(path) / INFO_FILE
     try:
         info = json.loads(where.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{where}: not valid JSON ({exc}); resume from another checkpoint") from exc
     if not isinstance(info, dict) or not isinstance(info.get("step"), int):
         raise ValueError(f"{where}: no integer 'step'; resume from another checkpoint")
@@ -288,17 +346,55 @@ def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
 
 
 def load_checkpoint(path: str | Path, optimizer: torch.optim.Optimizer, scheduler: Any) -> Checkpoint:
-    """Restore optimizer, scheduler and RNG states; return the adapter tensors' holder and info."""
+    """Restore optimizer, scheduler and RNG states; return the adapter tensors' holder and info.
+
+    A file that is not a training state (truncated, damaged, a pickle of anything else) is a
+    ValueError naming it; ``weights_only=True`` means no code in it runs.
+    """
     path = Path(path)
     info = read_checkpoint_info(path)
-    state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
+    where = path / STATE_FILE
+    try:
+        state = torch.load(where, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise ValueError(
+            f"{where}: holds objects other than tensors and plain values (refused unread: loading it could "
+            "run code); resume from another checkpoint"
+        ) from exc
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise ValueError(f"{where}: {_unreadable(exc)}; resume from another checkpoint") from exc
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+        raise ValueError(
+            f"{where}: not the optimizer, scheduler and RNG states of this run ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); resume from another checkpoint"
+        ) from exc
     return Checkpoint(path=path, step=int(info["step"]), info=info)
 
 
+def _unreadable(exc: BaseException) -> str:
+    detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+    return f"not a readable training state (truncated or damaged: {detail})"
+
+
 def load_adapter_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """The checkpoint's adapter tensors; ValueError naming the file where it is not readable safetensors."""
     from safetensors.torch import load_file
 
-    return load_file(str(Path(path) / ADAPTER_FILE))
+    where = Path(path) / ADAPTER_FILE
+    try:
+        return load_file(str(where))
+    except Exception as exc:  # SafetensorError (truncated, damaged, not safetensors) or OSError
+        detail = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ValueError(
+            f"{where}: not a readable safetensors file (truncated, damaged or not safetensors: {detail}); "
+            "resume from another checkpoint"
+        ) from exc
+
+
+def recorded_losses(info: dict[str, Any]) -> list[float]:
+    """A checkpoint's losses, as floats (state.json stores a non-finite loss as null)."""
+    return [math.nan if v is None else float(v) for v in info.get("losses", [])]

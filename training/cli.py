@@ -22,8 +22,10 @@ _DESCRIPTION = "\n\n".join(
         "Ctrl-C finishes the current step, writes a checkpoint of it and prints the command that continues "
         "the run (a second Ctrl-C aborts without that checkpoint).",
         "Running a finished run again (its last checkpoint is at max_steps) trains nothing: the adapter "
-        "folder and its metrics stay as they are and it is not registered again; the adapter is only "
-        "written (from the last checkpoint) when missing. Raise max_steps to train further.",
+        "folder and its metrics stay as they are; the adapter is only written (from the last checkpoint) "
+        "when missing, and registered (config field registry) only when the registry does not hold it "
+        "yet, as after a run stopped before registering. Raise max_steps to train further.",
+        "Checkpoints record the sha256 of their files; a resume refuses a damaged one by name.",
     )
 )
 
@@ -96,10 +98,18 @@ def _handle(args: argparse.Namespace) -> int:
             f"max_steps); adapter {result.adapter_dir} left as it was. Raise max_steps to train further, "
             "or set another output_dir for a new run"
         )
+        if result.registered_now:
+            print(
+                f"registered it as {result.registered_as} in {cfg.registry}: the run had stopped before "
+                "registering"
+            )
     elif main_process and result.adapter_dir is not None:
         final = result.metrics.get("final_loss")
         loss = f"final loss {final:.4g}" if isinstance(final, (int, float)) else "no loss recorded"
         print(f"adapter written to {result.adapter_dir} ({result.steps_done} steps, {loss})")
+        if result.registered_as:
+            how = "registered as" if result.registered_now else "already in the registry as"
+            print(f"{how} {result.registered_as} ({cfg.registry})")
     return 0
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.util
 import json
 import logging
 import math
@@ -32,7 +31,6 @@ from cosmos_ros.progress import ProgressCallback, Stopwatch
 
 from .adapters import attach_adapter, load_trainable_state, trainable_state
 from .checkpoints import (
-    RESUME_MUST_MATCH,
     check_resume_matches,
     checkpoint_path,
     find_resume_point,
@@ -40,14 +38,17 @@ from .checkpoints import (
     load_adapter_tensors,
     load_checkpoint,
     read_checkpoint_info,
+    recorded_losses,
     run_identity,
-    same_value,
     save_checkpoint,
+    verify_checkpoint,
 )
 from .config import TrainConfig, save_config
 from .data import CachedLatents, SampleOrder, load_clips
 from .lean_forward import install_lean_forward
 from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
+from .output import ensure_registered, finished_adapter, write_output
+from .validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     #: True when output_dir held a run already trained to its last step: nothing was trained or written.
     already_complete: bool = False
+    #: The registry version that holds the adapter (config field registry), and whether this call
+    #: registered it (False: it was registered before, e.g. by the run that finished it).
+    registered_as: str | None = None
+    registered_now: bool = False
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -276,10 +281,12 @@ def train(
 
     A run resumes from the latest checkpoint in ``output_dir`` (``resume=auto``) only when the
     checkpoint was written with the same base model, dataset and training settings; otherwise a
-    ``ValueError`` names every field that differs. A run already trained to its last step is
-    complete: its adapter folder is left as it is (``already_complete`` in the result) and is
-    written from the last checkpoint only when missing or from another run. Metrics of a resumed
-    run cover the whole run (``probe_loss_start`` is the loss before its first step).
+    ``ValueError`` names every field that differs, and a checkpoint whose files differ from the
+    sha256 it records is refused by name. A run already trained to its last step is complete: its
+    adapter folder is left as it is (``already_complete`` in the result), written from the last
+    checkpoint only when missing or from another run, and registered (``cfg.registry``) only where
+    the registry does not hold it yet. Metrics of a resumed run cover the whole run
+    (``probe_loss_start`` is the loss before its first step).
 
     Ctrl-C (SIGINT) during the steps finishes the current step, writes a checkpoint of it and raises
     :class:`TrainingInterrupted`. ``stop_after_steps`` ends the run early after writing a
@@ -335,6 +342,7 @@ def train(
     start_step = 0
     if resume_from is not None:
         info = read_checkpoint_info(resume_from)
+        verify_checkpoint(resume_from, info)
         check_resume_matches(resume_from, info, identity, output_dir)
         start_step = int(info["step"])
         if start_step > total_steps:
@@ -353,6 +361,11 @@ def train(
                     total_steps,
                     finished.adapter_dir,
                 )
+                if cfg.registry and dist_info.main and finished.adapter_dir is not None:
+                    # Registering is part of finishing: a run stopped between the two registers now.
+                    name = cfg.adapter_name or output_dir.name
+                    found = ensure_registered(cfg.registry, finished.adapter_dir, name)
+                    finished.registered_as, finished.registered_now = found
                 return finished
     transformer = loading.load_transformer(layout, dtype)
 
@@ -410,7 +423,7 @@ def train(
     if resume_from is not None:
         load_trainable_state(transformer, load_adapter_tensors(resume_from), str(resume_from))
         load_checkpoint(resume_from, optimizer, scheduler)
-        losses = _recorded_losses(info)
+        losses = recorded_losses(info)
         step_times = [float(v) for v in info.get("step_seconds", [])]
         started_at = str(info.get("started_at") or started_at)
         log.info("resumed from %s at step %d", resume_from, start_step)
@@ -445,7 +458,7 @@ def train(
 
     recorded_probe = info.get("probe_loss_start")
     probe_start = float(recorded_probe) if isinstance(recorded_probe, (int, float)) else probe()
-    validator = _Validator(cfg, layout, val_data, split.val, device, dtype, autocast) if split.val else None
+    validator = Validator(cfg, layout, val_data, split.val, device, dtype, autocast) if split.val else None
 
     # ---- loop
     end_step = total_steps if stop_after_steps is None else min(total_steps, stop_after_steps)
@@ -567,9 +580,11 @@ def train(
             **val_metrics,
         }
         metrics = json_safe(json.loads(json.dumps(metrics, default=float)))
-        adapter_dir = None
+        adapter_dir, registered = None, (None, False)
         if dist_info.main:
-            adapter_dir = _write_output(cfg, transformer, fingerprint, split, metrics, started_at, output_dir)
+            adapter_dir = write_output(cfg, transformer, fingerprint, split, metrics, started_at, output_dir)
+            if cfg.registry:
+                registered = ensure_registered(cfg.registry, adapter_dir, cfg.adapter_name or output_dir.name)
     except KeyboardInterrupt as exc:
         # An abort (second Ctrl-C) or a Ctrl-C after the steps: still say which checkpoint a re-run uses.
         if isinstance(exc, TrainingInterrupted) or last_checkpoint is None:
@@ -580,45 +595,22 @@ def train(
             writer.close()
     if dist_info.world > 1:
         torch.distributed.barrier()
-    return TrainResult(adapter_dir, losses, steps_done, probe_start, probe_end, metrics)
-
-
-def _recorded_losses(info: dict[str, Any]) -> list[float]:
-    """A checkpoint's losses, as floats (state.json stores a non-finite loss as null)."""
-    return [math.nan if v is None else float(v) for v in info.get("losses", [])]
+    return TrainResult(adapter_dir, losses, steps_done, probe_start, probe_end, metrics, False, *registered)
 
 
 def _finished_run(output_dir: Path, info: dict[str, Any], identity: dict[str, Any]) -> TrainResult | None:
-    """The result of a run already trained to its last step whose adapter folder is in place, else None.
-
-    The adapter must say it was trained for the checkpoint's steps on the same base, dataset and
-    settings; anything else (missing, unreadable, from another run) means it is written again.
-    """
-    from cosmos_ros.model.adapter_folder import WEIGHTS_NAME, read_adapter_metadata
-
-    folder = output_dir / "adapter"
-    try:
-        meta = read_adapter_metadata(folder)
-    except (ValueError, OSError):
+    """The result of a run already trained to its last step whose adapter folder is in place, else None."""
+    found = finished_adapter(output_dir, info, identity)
+    if found is None:
         return None
-    if meta is None or not (folder / WEIGHTS_NAME).is_file():
-        return None
-    metrics = dict(meta.metrics)
-    step = int(info["step"])
-    if (
-        metrics.get("steps") != step
-        or meta.base_fingerprint != identity["base_fingerprint"]
-        or meta.dataset_manifest_sha256 != identity["dataset_manifest_sha256"]
-        or not all(same_value(meta.training_config.get(name), identity[name]) for name in RESUME_MUST_MATCH)
-    ):
-        return None
-    losses = _recorded_losses(info)
+    folder, metrics = found
 
     def number(name: str) -> float:
         value = metrics.get(name)
         return float(value) if isinstance(value, (int, float)) else math.nan
 
-    probe_start, probe_end = number("probe_loss_start"), number("probe_loss_end")
+    step, probe_start, probe_end = int(info["step"]), number("probe_loss_start"), number("probe_loss_end")
+    losses = recorded_losses(info)
     return TrainResult(folder, losses, step, probe_start, probe_end, metrics, already_complete=True)
 
 
@@ -664,95 +656,3 @@ def _make_batch(
         dtype,
     )
     return _Batch(inputs, torch.stack(texts).to(device, dtype))
-
-
-class _Validator:
-    """Holds the VAE (on the CPU between validations), scheduler and real validation frames."""
-
-    def __init__(
-        self,
-        cfg: TrainConfig,
-        layout: Any,
-        data: CachedLatents,
-        clips: list[Any],
-        device: torch.device,
-        dtype: torch.dtype,
-        autocast: Any,
-    ) -> None:
-        from cosmos_ros.model import loading
-
-        from .precompute import PreprocessParams, load_clip_frames
-
-        self.cfg, self.device, self.dtype, self.autocast = cfg, device, dtype, autocast
-        self.vae = loading.load_vae(layout, dtype)
-        self.scheduler = loading.load_scheduler(layout)
-        params = PreprocessParams("", cfg.height, cfg.width, cfg.num_frames, cfg.frame_fit, "", 0, "")
-        self.items = [data[i] for i in range(len(data))]
-        self.real = [load_clip_frames(c, params) for c in clips]
-        self.ids = [c.clip_id for c in clips]
-
-    def run(self, transformer: torch.nn.Module, step: int, writer: Any, output_dir: Path) -> dict[str, float]:
-        from cosmos_ros.media.video import write_video
-
-        from .validation import run_validation
-
-        result = run_validation(
-            transformer,
-            self.vae,
-            self.scheduler,
-            self.items,
-            self.real,
-            self.ids,
-            self.cfg,
-            device=self.device,
-            dtype=self.dtype,
-            autocast=self.autocast,
-        )
-        if writer is not None:
-            writer.add_scalar("val/loss", result.loss, step)
-            writer.add_scalar("val/psnr", result.psnr, step)
-            writer.add_scalar("val/ssim", result.ssim, step)
-            for clip_id, video in result.videos.items():
-                # [T, H, W, 3] -> [1, T, 3, H, W]; real | predicted side by side.
-                clip = torch.from_numpy(video).permute(0, 3, 1, 2).unsqueeze(0)
-                if importlib.util.find_spec("moviepy") is not None:  # TensorBoard's add_video needs it
-                    writer.add_video(f"val/{clip_id}", clip, step, fps=int(self.cfg.fps))
-                else:
-                    writer.add_images(f"val/{clip_id}", clip[0, :: max(1, clip.shape[1] // 8)], step)
-                write_video(
-                    output_dir / "validation" / f"step_{step:08d}" / f"{clip_id}.mp4", video, self.cfg.fps
-                )
-        return {"val_loss": result.loss, "val_psnr": result.psnr, "val_ssim": result.ssim}
-
-
-def _write_output(
-    cfg: TrainConfig,
-    transformer: torch.nn.Module,
-    fingerprint: str,
-    split: Any,
-    metrics: dict[str, Any],
-    started_at: str,
-    output_dir: Path,
-) -> Path:
-    from cosmos_ros.model.adapter_folder import AdapterMetadata
-
-    from .output import code_version, register_adapter, write_adapter_folder
-
-    meta = AdapterMetadata(
-        adapter_type=cfg.adapter_type,  # type: ignore[arg-type]
-        rank=cfg.rank,
-        alpha=cfg.alpha,
-        target_modules=list(cfg.target_modules),
-        base_fingerprint=fingerprint,
-        dataset_manifest_sha256=split.manifest_sha256,
-        dataset_path=str(split.root),
-        training_config=cfg.to_dict(),
-        code_version=code_version(),
-        metrics=metrics,  # already plain, strict-JSON values (train() made them so)
-        started_at=started_at,
-        finished_at=datetime.now(timezone.utc).isoformat(),
-    )
-    folder = write_adapter_folder(transformer, output_dir / "adapter", meta)
-    if cfg.registry:
-        register_adapter(cfg.registry, folder, cfg.adapter_name or output_dir.name)
-    return folder

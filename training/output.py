@@ -1,17 +1,21 @@
-"""The finished adapter: a folder stock diffusers loads, plus cosmos_ros metadata.
+"""The finished adapter: a folder stock diffusers loads, plus cosmos_ros metadata, and its registration.
 
 ``pytorch_lora_weights.safetensors`` is written by diffusers' own
 ``Cosmos2_5_PredictBasePipeline.save_lora_weights`` (keys prefixed ``transformer.``, the peft
 config stored in the safetensors metadata so alpha and DoRA survive), so
 ``load_lora_weights(folder)`` on a stock pipeline takes it unchanged.
+
+A run is finished when its adapter folder is written and, where the config names a registry,
+registered there: a run stopped between the two registers on its next start.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -19,11 +23,16 @@ from cosmos_ros.atomic import atomic_path
 from cosmos_ros.model.adapter_folder import (
     WEIGHTS_NAME,
     AdapterMetadata,
+    read_adapter_metadata,
     sort_safetensors_metadata,
     write_adapter_metadata,
 )
 
 from .adapters import adapter_config_dict, stock_lora_state_dict
+from .checkpoints import RESUME_MUST_MATCH, same_value
+
+if TYPE_CHECKING:
+    from .config import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +80,78 @@ def register_adapter(registry_path: str, folder: Path, name: str, note: str | No
     """Register the adapter folder in the registry (new version of ``name``)."""
     from cosmos_ros.registry import open_registry
 
-    record = open_registry(registry_path).register(folder, name, created_by="cosmos-ros train", note=note)
-    log.info("registered adapter %s in %s", getattr(record, "ref", name), registry_path)
+    with open_registry(registry_path) as registry:
+        record = registry.register(folder, name, created_by="cosmos-ros train", note=note)
+    log.info("registered adapter %s in %s", record.adapter_id, registry_path)
     return record
+
+
+def ensure_registered(registry_path: str, folder: Path, name: str) -> tuple[str, bool]:
+    """The version of ``name`` that holds this adapter's weights, registering one where none does.
+
+    Returns (adapter id, whether this call registered it). Why: registering is the last step of a
+    run; a run stopped after writing its adapter folder but before registering was reported as
+    complete on its next start and never registered.
+    """
+    from cosmos_ros.registry import open_registry
+    from cosmos_ros.registry.artifacts import sha256_file
+
+    digest, _ = sha256_file(folder / WEIGHTS_NAME)
+    with open_registry(registry_path) as registry:
+        held = [r for r in registry.list(name=name) if r.artifact_sha256 == digest]
+    if held:
+        return held[-1].adapter_id, False
+    return register_adapter(registry_path, folder, name).adapter_id, True
+
+
+def finished_adapter(
+    output_dir: Path, info: dict[str, Any], identity: dict[str, Any]
+) -> tuple[Path, dict[str, Any]] | None:
+    """(folder, metrics) of the adapter of a run trained to its checkpoint's step, else None.
+
+    The adapter must say it was trained for the checkpoint's steps on the same base, dataset and
+    settings; anything else (missing, unreadable, from another run) means it is written again.
+    """
+    folder = output_dir / "adapter"
+    try:
+        meta = read_adapter_metadata(folder)
+    except (ValueError, OSError):
+        return None
+    if meta is None or not (folder / WEIGHTS_NAME).is_file():
+        return None
+    metrics = dict(meta.metrics)
+    if (
+        metrics.get("steps") != int(info["step"])
+        or meta.base_fingerprint != identity["base_fingerprint"]
+        or meta.dataset_manifest_sha256 != identity["dataset_manifest_sha256"]
+        or not all(same_value(meta.training_config.get(name), identity[name]) for name in RESUME_MUST_MATCH)
+    ):
+        return None
+    return folder, metrics
+
+
+def write_output(
+    cfg: TrainConfig,
+    transformer: torch.nn.Module,
+    fingerprint: str,
+    split: Any,
+    metrics: dict[str, Any],
+    started_at: str,
+    output_dir: Path,
+) -> Path:
+    """The run's adapter folder with its metadata (registering is :func:`ensure_registered`)."""
+    meta = AdapterMetadata(
+        adapter_type=cfg.adapter_type,  # type: ignore[arg-type]
+        rank=cfg.rank,
+        alpha=cfg.alpha,
+        target_modules=list(cfg.target_modules),
+        base_fingerprint=fingerprint,
+        dataset_manifest_sha256=split.manifest_sha256,
+        dataset_path=str(split.root),
+        training_config=cfg.to_dict(),
+        code_version=code_version(),
+        metrics=metrics,  # already plain, strict-JSON values (train() made them so)
+        started_at=started_at,
+        finished_at=datetime.now(timezone.utc).isoformat(),
+    )
+    return write_adapter_folder(transformer, output_dir / "adapter", meta)

@@ -9,12 +9,15 @@ embeddings so no text encoder is needed; only the VAE is used, to decode.
 from __future__ import annotations
 
 import copy
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .data import CachedLatents
 from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
 
 
@@ -180,3 +183,64 @@ def run_validation(
     finally:
         transformer.train(was_training)
     return ValidationResult(loss=loss, psnr=float(np.mean(psnrs)), ssim=float(np.mean(ssims)), videos=videos)
+
+
+class Validator:
+    """Holds the VAE (on the CPU between validations), scheduler and real validation frames.
+
+    ``run`` validates the transformer at a step and writes the scalars, images and side-by-side
+    videos (real | predicted) to TensorBoard and ``<output_dir>/validation/step_N/``.
+    """
+
+    def __init__(
+        self,
+        cfg: Any,
+        layout: Any,
+        data: CachedLatents,
+        clips: list[Any],
+        device: torch.device,
+        dtype: torch.dtype,
+        autocast: Any,
+    ) -> None:
+        from cosmos_ros.model import loading
+
+        from .precompute import PreprocessParams, load_clip_frames
+
+        self.cfg, self.device, self.dtype, self.autocast = cfg, device, dtype, autocast
+        self.vae = loading.load_vae(layout, dtype)
+        self.scheduler = loading.load_scheduler(layout)
+        params = PreprocessParams("", cfg.height, cfg.width, cfg.num_frames, cfg.frame_fit, "", 0, "")
+        self.items = [data[i] for i in range(len(data))]
+        self.real = [load_clip_frames(c, params) for c in clips]
+        self.ids = [c.clip_id for c in clips]
+
+    def run(self, transformer: torch.nn.Module, step: int, writer: Any, output_dir: Path) -> dict[str, float]:
+        from cosmos_ros.media.video import write_video
+
+        result = run_validation(
+            transformer,
+            self.vae,
+            self.scheduler,
+            self.items,
+            self.real,
+            self.ids,
+            self.cfg,
+            device=self.device,
+            dtype=self.dtype,
+            autocast=self.autocast,
+        )
+        if writer is not None:
+            writer.add_scalar("val/loss", result.loss, step)
+            writer.add_scalar("val/psnr", result.psnr, step)
+            writer.add_scalar("val/ssim", result.ssim, step)
+            for clip_id, video in result.videos.items():
+                # [T, H, W, 3] -> [1, T, 3, H, W]; real | predicted side by side.
+                clip = torch.from_numpy(video).permute(0, 3, 1, 2).unsqueeze(0)
+                if importlib.util.find_spec("moviepy") is not None:  # TensorBoard's add_video needs it
+                    writer.add_video(f"val/{clip_id}", clip, step, fps=int(self.cfg.fps))
+                else:
+                    writer.add_images(f"val/{clip_id}", clip[0, :: max(1, clip.shape[1] // 8)], step)
+                write_video(
+                    output_dir / "validation" / f"step_{step:08d}" / f"{clip_id}.mp4", video, self.cfg.fps
+                )
+        return {"val_loss": result.loss, "val_psnr": result.psnr, "val_ssim": result.ssim}

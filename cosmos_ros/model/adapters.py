@@ -67,6 +67,12 @@ def read_adapter(folder_or_file: str | os.PathLike[str]) -> StagedAdapter:
         ) from exc
     if not tensors:
         raise AdapterIncompatible(f"{path} holds no tensors")
+    for key, tensor in tensors.items():  # a NaN weight makes every video all black
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise AdapterIncompatible(
+                f"{path}: tensor {key} holds non-finite values (NaN or inf); the adapter is damaged or its "
+                "training diverged, and it would give black videos"
+            )
     metadata = read_adapter_metadata(folder) if folder.is_dir() else None
 
     keys = list(tensors)

@@ -1,4 +1,4 @@
-"""``cosmos-ros make-tiny-model`` and ``cosmos-ros predict``."""
+"""``cosmos-ros make-tiny-model``, ``cosmos-ros predict`` and ``cosmos-ros model verify``."""
 
 from __future__ import annotations
 
@@ -66,10 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--output", required=True, help="output .mp4 path (its folder is created if missing)"
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing <stem>.mp4, .json, _first.png or _last.png (default: refuse)",
+    )
     p.add_argument("--preset", default="full", choices=["full", "full-720p", "preview"], help=_D)
     p.add_argument("--num-frames", type=int, default=None, help="4k+1 frames (default: from preset)")
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: from preset)")
-    p.add_argument("--guidance", type=float, default=None, help="guidance scale (default: from preset)")
+    p.add_argument(
+        "--guidance", type=float, default=None, help="guidance scale, finite and >= 0 (default: from preset)"
+    )
     p.add_argument("--height", type=int, default=None, help="multiple of 16 (default: from preset)")
     p.add_argument("--width", type=int, default=None, help="multiple of 16 (default: from preset)")
     p.add_argument("--fit", default="crop", choices=["crop", "letterbox"], help=_D)
@@ -101,6 +108,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=_predict)
 
+    model = subparsers.add_parser(
+        "model",
+        help="check a local diffusers model folder against the sha256 of its files (verify)",
+        description="Check a local diffusers model folder.",
+    )
+    sub = model.add_subparsers(dest="model_command", metavar="COMMAND", required=True)
+    p = sub.add_parser(
+        "verify",
+        help="hash every file of MODEL against its manifest; name each file that differs",
+        description=(
+            "Hash every file of MODEL (model_index.json and the component folders) in full and compare "
+            "with a manifest of sha256 hashes and sizes; exit 1 naming each file that differs. Record the "
+            "manifest once, with --write, from weights you trust (right after downloading them). Without a "
+            "manifest, a folder in the Hugging Face hub cache is checked against its blob names (sha256). "
+            "Every model load also checks the manifest's file sizes (cheap); full hashes only here. "
+            "Exit status: 0 all match, 1 a file differs or there is nothing to compare with."
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="local diffusers model folder")
+    p.add_argument(
+        "--manifest",
+        metavar="FILE",
+        default=None,
+        help="manifest file, e.g. for a read-only model folder (default: MODEL/cosmos_ros_manifest.json)",
+    )
+    p.add_argument(
+        "--write",
+        action="store_true",
+        help="record the manifest from the files as they are now, replacing one that is there "
+        "(default: compare with it)",
+    )
+    p.set_defaults(func=_verify_model)
+
 
 def _make_tiny_model(args: argparse.Namespace) -> int:
     from cosmos_ros.model.tiny import make_tiny_model
@@ -111,6 +151,50 @@ def _make_tiny_model(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from exc
     print(path)
     return 0
+
+
+def _verify_model(args: argparse.Namespace) -> int:
+    from cosmos_ros.model.manifest import ManifestError, model_files, verify, write_manifest
+    from cosmos_ros.progress import Stopwatch, TqdmProgress
+
+    model = Path(args.model).expanduser()
+    if not (model / "model_index.json").is_file():
+        what = (
+            "is a file"
+            if model.is_file()
+            else "has no model_index.json"
+            if model.is_dir()
+            else "does not exist"
+        )
+        raise CliError(f"model folder {model} {what}; give a local diffusers model folder")
+    progress = TqdmProgress(unit="B", unit_scale=True)
+    done = [0]
+
+    def on_bytes(count: int) -> None:
+        done[0] += count
+        watch.report(done[0])
+
+    try:
+        watch = Stopwatch(progress, "sha256", sum((model / rel).stat().st_size for rel in model_files(model)))
+        if args.write:
+            path = write_manifest(model, args.manifest, on_bytes)
+            progress.close()
+            print(f"recorded {path}: sha256 and size of {len(model_files(model))} files of {model}")
+            return 0
+        report = verify(model, args.manifest, on_bytes)
+    except ManifestError as exc:
+        raise CliError(str(exc)) from exc
+    except OSError as exc:
+        raise CliError(f"{model}: {exc}") from exc
+    finally:
+        progress.close()
+    if report.ok:
+        print(f"{model}: {report.checked} files match {report.manifest} (sha256)")
+        return 0
+    for item in report.mismatches:
+        print(f"  {item.path}: {item.problem}")
+    names = ", ".join(item.path for item in report.mismatches)
+    raise CliError(f"{model}: {len(report.mismatches)} file(s) differ from {report.manifest}: {names}")
 
 
 def _load_frames(args: argparse.Namespace) -> list:
@@ -135,16 +219,15 @@ def _load_frames(args: argparse.Namespace) -> list:
 
 
 def _bag_frame(bag: Path, topic: str | None, index: int):
-    from rosbags.highlevel import AnyReader
-
+    from cosmos_ros.bag_tools.readers import BagError, normalize_msgtype, open_bag
     from cosmos_ros.media.ros_image import message_to_rgb
 
     image_types = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage"}
     if index < 0:
         raise CliError(f"--bag-index must be >= 0, got {index}")
     try:
-        with AnyReader([bag]) as reader:
-            images = [c for c in reader.connections if c.msgtype in image_types]
+        with open_bag(bag) as reader:  # names what a file that is no bag holds
+            images = [c for c in reader.connections if normalize_msgtype(c.msgtype) in image_types]
             conns = [c for c in images if c.topic == topic] if topic else images
             if not conns:
                 listed = ", ".join(sorted({f"{c.topic} ({c.msgcount})" for c in images})) or "none"
@@ -164,6 +247,8 @@ def _bag_frame(bag: Path, topic: str | None, index: int):
                     return message_to_rgb(msg)  # honours row padding (step), unlike rosbags-image
     except CliError:
         raise
+    except BagError as exc:
+        raise CliError(str(exc)) from exc
     except Exception as exc:
         raise CliError(f"cannot read {bag}: {exc}") from exc
     raise CliError(f"{bag}: topic {conns[0].topic} ended before message {index}")
@@ -173,7 +258,8 @@ def _predict(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
     from cosmos_ros.atomic import atomic_write_text
-    from cosmos_ros.model.loading import ModelDirectoryError, resolve_device_and_dtype
+    from cosmos_ros.model.loading import ModelDirectoryError, resolve_device_and_dtype, validate_model_dir
+    from cosmos_ros.model.prompt_cache import check_cache_dir
     from cosmos_ros.model.runtime import CosmosRuntime, check_settings
 
     output = _check_output(Path(args.output))
@@ -182,15 +268,19 @@ def _predict(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CliError(f"--{exc}") from exc
     try:  # everything that can be checked without the model, before the minute it takes to load
+        validate_model_dir(args.model)
         check_settings(
-            args.model, args.preset, num_frames=args.num_frames, steps=args.steps, height=args.height,
-            width=args.width, fit=args.fit, seed=args.seed,
+            args.model, args.preset, num_frames=args.num_frames, steps=args.steps, guidance=args.guidance,
+            height=args.height, width=args.width, fit=args.fit, seed=args.seed,
         )  # fmt: skip
+        if args.prompt_cache:
+            check_cache_dir(args.prompt_cache)
     except (ValueError, FileNotFoundError) as exc:
-        raise CliError(str(exc)) from exc
+        raise CliError(_as_option(str(exc))) from exc
     frames = _load_frames(args)
     is_ref = args.adapter and not Path(args.adapter).expanduser().exists()
     adapter = _registry_adapter(args) if is_ref else None
+    _refuse_overwrite(output, args.overwrite)
     try:
         rt = CosmosRuntime.load(args.model, device=device, dtype=dtype, safety_checker=args.safety_checker,
                                 prompt_cache_dir=args.prompt_cache, cpu_offload=args.cpu_offload,
@@ -207,6 +297,17 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Request settings (as the runtime's errors name them) -> the predict option that sets them.
+_OPTIONS = {"num_frames": "--num-frames", "steps": "--steps", "guidance": "--guidance", "height": "--height",
+            "width": "--width", "fit": "--fit", "seed": "--seed"}  # fmt: skip
+
+
+def _as_option(message: str) -> str:
+    """A settings error that starts with the runtime's name for a value, given the option's name instead."""
+    name, _, rest = message.partition(" ")
+    return f"{_OPTIONS[name]} {rest}" if name in _OPTIONS else message
+
+
 def _check_output(path: Path) -> Path:
     """The mp4 path, checked before any work: a folder or another suffix would fail only at the end."""
     path = path.expanduser()
@@ -214,8 +315,39 @@ def _check_output(path: Path) -> Path:
         raise CliError(f"-o {path} is a folder; give the video's file name, e.g. {path / 'prediction.mp4'}")
     if path.suffix.lower() != ".mp4":
         raise CliError(f"-o {path}: the output is an H.264 mp4; give a path ending in .mp4")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise CliError(f"-o {path}: {blocker} is a file, not a folder; give a path in a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CliError(f"-o {path}: cannot create its folder {path.parent} ({exc.strerror or exc})") from exc
     return path
+
+
+def output_files(video: Path) -> list[Path]:
+    """Every file ``predict -o VIDEO`` writes: the mp4, its first and last frames, its metadata."""
+    return [
+        video,
+        video.with_name(f"{video.stem}_first.png"),
+        video.with_name(f"{video.stem}_last.png"),
+        video.with_suffix(".json"),
+    ]
+
+
+def _refuse_overwrite(video: Path, overwrite: bool) -> None:
+    """Refuse to replace files of an earlier prediction (or the user's own) unless --overwrite.
+
+    Why: -o names only the mp4, so an existing ``<stem>.json`` beside it was replaced unasked.
+    """
+    existing = [p for p in output_files(video) if p.exists()]
+    if existing and not overwrite:
+        names = ", ".join(str(p) for p in existing)
+        raise CliError(
+            f"-o {video}: {names} already exist{'s' if len(existing) == 1 else ''} (predict writes "
+            f"{video.stem}.mp4, {video.stem}_first.png, {video.stem}_last.png and {video.stem}.json); pass "
+            "--overwrite to replace them, or choose another -o"
+        )
 
 
 def _registry_adapter(args: argparse.Namespace):
@@ -249,7 +381,7 @@ def _run_prediction(
     are re-verified as they are read.
     """
     from cosmos_ros.model.adapters import AdapterIncompatible
-    from cosmos_ros.model.runtime import PredictionOutOfMemory
+    from cosmos_ros.model.runtime import PredictionNotFinite, PredictionOutOfMemory
     from cosmos_ros.progress import TqdmProgress
 
     progress = TqdmProgress(unit="step")
@@ -271,7 +403,7 @@ def _run_prediction(
             f"{exc}\n  on the command line: --preset preview, fewer --num-frames, a smaller --height/--width "
             "or --cpu-offload"
         ) from exc
-    except (AdapterIncompatible, ValueError, FileNotFoundError) as exc:
+    except (AdapterIncompatible, PredictionNotFinite, ValueError, FileNotFoundError) as exc:
         raise CliError(str(exc)) from exc
     finally:
         progress.close()

@@ -224,6 +224,7 @@ def decode(pipe: Any, latents: Any, num_frames: int) -> Any:
 
     The [-1, 1] -> uint8 conversion runs on the device with the same float32 arithmetic as
     ``VideoProcessor.postprocess_video`` + :func:`to_uint8`, so only bytes cross to the host.
+    Raises ``FloatingPointError`` where the decoded video holds NaN or inf.
     """
     import torch
 
@@ -231,6 +232,8 @@ def decode(pipe: Any, latents: Any, num_frames: int) -> Any:
     inv_std = pipe.latents_std.to(latents.device, latents.dtype)
     video = pipe.vae.decode((latents / inv_std + mean).to(pipe.vae.dtype), return_dict=False)[0]
     video = pipe._match_num_frames(video, num_frames)[0]  # [C, T, H, W]
+    if not bool(torch.isfinite(video).all()):  # clamp and uint8 would turn NaN into a black video
+        raise FloatingPointError("the VAE decoded non-finite values (NaN or inf)")
     unit = (video.float() / 2 + 0.5).clamp(0, 1)
     frames = torch.round(unit * 255.0).to(torch.uint8).permute(1, 2, 3, 0)
     return frames.cpu().numpy()

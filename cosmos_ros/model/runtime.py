@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from cosmos_ros.media.frame_fit import FIT_MODES, fit_frame
+from cosmos_ros.media.frame_fit import fit_frame
 from cosmos_ros.model import fast_sampler, loading
 from cosmos_ros.model.adapters import (
     AdapterIncompatible,
@@ -44,8 +44,16 @@ from cosmos_ros.model.adapters import (
 from cosmos_ros.model.fingerprint import component_fingerprint, model_fingerprint
 from cosmos_ros.model.merged_adapters import MergedAdapterSwitcher
 from cosmos_ros.model.presets import Preset, presets_for, read_model_hint, resolve_preset
-from cosmos_ros.model.prompt_cache import PromptEmbeddingCache
+from cosmos_ros.model.prompt_cache import PromptEmbeddingCache, warn_if_truncated
 from cosmos_ros.model.safety import make_safety_checker
+from cosmos_ros.model.settings import (
+    SizeLimits,
+    check_settings,
+    chosen_name,
+    conditioning_frames,
+    model_limits,
+    request_settings,
+)
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 
 log = logging.getLogger(__name__)
@@ -54,8 +62,11 @@ __all__ = [
     "AdapterIncompatible",
     "CosmosRuntime",
     "PredictionCancelled",
+    "PredictionNotFinite",
     "PredictionOutOfMemory",
     "PredictionResult",
+    "check_settings",
+    "chosen_name",
 ]
 
 MAX_SEQUENCE_LENGTH = 512
@@ -69,6 +80,16 @@ class PredictionCancelled(Exception):
 
 class PredictionOutOfMemory(RuntimeError):
     """The accelerator ran out of memory; the runtime has released what it could and stays usable."""
+
+
+class PredictionNotFinite(RuntimeError):
+    """The prediction came out NaN or infinite: reported instead of returned as an all-black video."""
+
+
+def _settings(preset: Preset, num_frames, steps, guidance, height, width, fit, seed,
+              limits: SizeLimits | None = None) -> dict[str, Any]:  # fmt: skip
+    """settings.request_settings under its older name (the evaluation imports it from here)."""
+    return request_settings(preset, num_frames, steps, guidance, height, width, fit, seed, limits=limits)
 
 
 @dataclass
@@ -117,6 +138,7 @@ class CosmosRuntime:
         self.presets = presets
         self.cpu_offload = cpu_offload
         self.engine = engine
+        self.limits = model_limits(layout.model_dir)
         self._switcher = MergedAdapterSwitcher(pipe.transformer) if engine == "fast" else None
         self._staged: dict[str, StagedAdapter] = {}
         self._adapter_ids: dict[str, str] = {}
@@ -274,6 +296,7 @@ class CosmosRuntime:
         import torch
 
         encoder = self._ensure_text_encoder()
+        warn_if_truncated(self.pipe.tokenizer, prompt, MAX_SEQUENCE_LENGTH)
         with torch.no_grad():
             embeds, _ = self.pipe.encode_prompt(
                 prompt=prompt,
@@ -408,13 +431,15 @@ class CosmosRuntime:
         ``adapter``: a loaded adapter name, ``None`` for the base, omitted to keep the active one.
         Explicit ``num_frames``/``steps``/``guidance``/``height``/``width`` override the preset.
         ``approximate=True`` (fast engine) trades exactness for about 2x fewer transformer
-        forwards (fast_sampler.APPROX_FAST); the metadata then says so.
+        forwards (fast_sampler.APPROX_FAST); the metadata then says so. Settings outside what the
+        model covers (non-finite guidance, more frames than its position embeddings) are a
+        ``ValueError``; a prediction that comes out NaN or infinite is :class:`PredictionNotFinite`.
         """
         import torch
 
         started = time.monotonic()
         chosen = resolve_preset(preset, self.presets)
-        settings = _settings(chosen, num_frames, steps, guidance, height, width, fit, seed)
+        settings = _settings(chosen, num_frames, steps, guidance, height, width, fit, seed, self.limits)
         if approximate and self.engine != "fast":
             raise ValueError(
                 "approximate=True needs the fast engine (CosmosRuntime.load(..., engine='fast'))"
@@ -422,7 +447,7 @@ class CosmosRuntime:
         settings["approximate"] = fast_sampler.APPROX_FAST.to_dict() if approximate else None
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("prompt must be a non-empty string describing what should happen")
-        conditioning = _conditioning_frames(frames)
+        conditioning = conditioning_frames(frames)
         if cancel is not None and cancel.is_set():
             raise PredictionCancelled("cancelled before start")
 
@@ -508,6 +533,8 @@ class CosmosRuntime:
     def _generate_fast(self, fitted, embeds, negative, settings, cond_latent_frames, generator, encode,
                        watch, cancel) -> tuple[np.ndarray, dict[str, float]]:  # fmt: skip
         """fast_sampler.py's loop: same math as the stock call, without its waste."""
+        import torch
+
         pipe, n = self.pipe, settings["num_frames"]
         approximation = fast_sampler.APPROX_FAST if settings["approximate"] else None
         t0 = time.monotonic()
@@ -526,10 +553,15 @@ class CosmosRuntime:
             )  # fmt: skip
         except fast_sampler.SamplerCancelled as exc:
             raise PredictionCancelled(str(exc)) from exc
+        if not bool(torch.isfinite(latents).all()):
+            raise self._not_finite("the denoised latents", settings)
         t2 = time.monotonic()
         decode = Stopwatch(watch.callback, "decode", 1)
         decode.report(0)
-        frames = fast_sampler.decode(pipe, latents, n)
+        try:
+            frames = fast_sampler.decode(pipe, latents, n)
+        except FloatingPointError as exc:
+            raise self._not_finite("the decoded video", settings) from exc
         decode.report(1)
         t3 = time.monotonic()
         return frames, {"vae_encode_s": t1 - t0, "denoise_s": t2 - t1, "vae_decode_s": t3 - t2}
@@ -554,6 +586,9 @@ class CosmosRuntime:
             if cancel is not None and cancel.is_set():
                 raise PredictionCancelled(f"cancelled after denoising step {i + 1} of {settings['steps']}")
             if i + 1 == settings["steps"]:
+                latents = kwargs.get("latents")  # the pipeline's default tensor input of this callback
+                if latents is not None and not bool(torch.isfinite(latents).all()):
+                    raise self._not_finite("the denoised latents", settings)
                 decode.report(0)  # the pipeline decodes right after its last step
             return kwargs
 
@@ -585,7 +620,18 @@ class CosmosRuntime:
         finally:
             del checker.check_video_safety
         decode.report(1)
+        if not np.isfinite(output.frames[0]).all():
+            raise self._not_finite("the decoded video", settings)
         return fast_sampler.to_uint8(output.frames[0]), {}, bool(pipeline_checks)
+
+    def _not_finite(self, what: str, settings: dict[str, Any]) -> PredictionNotFinite:
+        """The error for a NaN/inf prediction: where it showed, with what, and what to check."""
+        adapter = f"adapter {self._active!r}" if self._active else "the base model alone"
+        return PredictionNotFinite(
+            f"{what} came out non-finite (NaN or inf) with {adapter} at guidance {settings['guidance']:g}: "
+            f"damaged weights or a diverged adapter; no video was made (check the base weights with "
+            f"'cosmos-ros model verify {self.layout.model_dir}')"
+        )
 
     def _check_video_safety(
         self, frames: np.ndarray, check: Callable[[np.ndarray], Any] | None = None
@@ -605,74 +651,6 @@ class CosmosRuntime:
                 f"the safety checker returned a video of shape {checked.shape}, expected {frames.shape}"
             )
         return checked.astype(np.uint8, copy=False)
-
-
-def check_settings(
-    model_dir: str | os.PathLike[str],
-    preset: str = "full",
-    *,
-    num_frames: int | None = None,
-    steps: int | None = None,
-    height: int | None = None,
-    width: int | None = None,
-    fit: str = "crop",
-    seed: int = 0,
-) -> dict[str, Any]:
-    """The settings a request would run with, checked without loading the model.
-
-    Why: loading the 2B model takes a minute; a bad preset or frame count should fail before it.
-    Raises ValueError naming the value at fault and what is accepted.
-    """
-    chosen = resolve_preset(preset, presets_for(read_model_hint(model_dir)))
-    return _settings(chosen, num_frames, steps, None, height, width, fit, seed)
-
-
-def chosen_name(table: dict[str, Preset], preset: Preset) -> str:
-    return next((name for name, p in table.items() if p is preset), "custom")
-
-
-def _settings(preset: Preset, num_frames, steps, guidance, height, width, fit, seed) -> dict[str, Any]:
-    n = preset.num_frames if num_frames is None else num_frames
-    if not isinstance(n, int) or n < 5 or (n - 1) % 4:
-        raise ValueError(f"num_frames must be of the form 4k+1 and at least 5 (5, 9, ..., 93), got {n!r}")
-    h = preset.height if height is None else height
-    w = preset.width if width is None else width
-    for label, value in (("height", h), ("width", w)):
-        if not isinstance(value, int) or value < 16 or value % 16:
-            raise ValueError(
-                f"{label} must be a positive multiple of 16 (e.g. 432x768, 704x1280), got {value!r}"
-            )
-    s = preset.steps if steps is None else steps
-    if not isinstance(s, int) or s < 1:
-        raise ValueError(f"steps must be a positive integer, got {s!r}")
-    g = float(preset.guidance if guidance is None else guidance)
-    if fit not in FIT_MODES:
-        raise ValueError(f"fit must be one of {', '.join(FIT_MODES)}, got {fit!r}")
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    return {"height": h, "width": w, "num_frames": n, "steps": s, "guidance": g, "fps": preset.fps,
-            "fit": fit, "seed": seed}  # fmt: skip
-
-
-def _conditioning_frames(frames: Any) -> list[np.ndarray]:
-    if isinstance(frames, np.ndarray) and frames.ndim == 4:
-        frames = list(frames)
-    elif isinstance(frames, np.ndarray):
-        frames = [frames]
-    if not isinstance(frames, (list, tuple)) or not frames:
-        raise ValueError("frames must be one uint8 [H, W, 3] RGB image or a non-empty list of them")
-    for i, frame in enumerate(frames):
-        if (
-            not isinstance(frame, np.ndarray)
-            or frame.dtype != np.uint8
-            or frame.ndim != 3
-            or frame.shape[2] != 3
-        ):
-            got = f"{frame.dtype} {frame.shape}" if isinstance(frame, np.ndarray) else type(frame).__name__
-            raise ValueError(f"conditioning frame {i} must be a uint8 [H, W, 3] RGB array, got {got}")
-        if min(frame.shape[:2]) < 2:
-            raise ValueError(f"conditioning frame {i} is too small: {frame.shape}")
-    return list(frames)
 
 
 def _empty_cuda_cache() -> None:
