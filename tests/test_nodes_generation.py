@@ -19,7 +19,7 @@ from nodes_helpers import (
     tiny_model_dir,
     wait_until,
 )
-from ros_helpers import stop
+from ros_helpers import stop, wait_for_line
 
 pytest.importorskip("rclpy")
 from cosmos_ros_interfaces.action import PredictVideo
@@ -75,6 +75,17 @@ def goal(seed: int = 1, steps: int = 2, **fields) -> PredictVideo.Goal:
     )
 
 
+def rejected(setup, g: PredictVideo.Goal, reason: str, proc=None) -> None:
+    """Send ``g`` and expect a REJECT; the node's log gives ``reason``."""
+    action = setup["action"]
+    assert action.wait_for_server(timeout_sec=30)
+    handle = setup["client"].wait(action.send_goal_async(g), 30)
+    assert handle is not None and not handle.accepted
+    lines = wait_for_line(proc or setup["proc"], "goal rejected", timeout=10)
+    line = next(line for line in reversed(lines) if "goal rejected" in line)
+    assert reason in line, line
+
+
 def run(setup, g: PredictVideo.Goal, feedback=None, timeout: float = 60.0):
     client = setup["client"]
     handle = client.send_goal(setup["action"], g, feedback)
@@ -110,7 +121,7 @@ def get_adapter(setup, node: str = "/generation_node") -> str:
     return client.wait(srv.call_async(GetParameters.Request(names=["adapter"])), 10).values[0].string_value
 
 
-def test_busy_goal_is_refused_with_a_reason_and_cancel_stops_within_a_step(setup) -> None:
+def test_busy_goal_is_rejected_with_a_logged_reason_and_cancel_stops_within_a_step(setup) -> None:
     from action_msgs.msg import GoalStatus
 
     client = setup["client"]
@@ -118,9 +129,7 @@ def test_busy_goal_is_refused_with_a_reason_and_cancel_stops_within_a_step(setup
     long_handle = client.send_goal(setup["action"], goal(steps=40), feedback)
     wait_until(lambda: any(f.stage == "denoise" for f in feedback), 30, "first denoising step")
 
-    status, second = run(setup, goal(seed=2))  # while the first one runs
-    assert status == GoalStatus.STATUS_ABORTED
-    assert not second.success and "busy" in second.message and "max_queued_goals" in second.message
+    rejected(setup, goal(seed=2), "busy_policy=reject")  # while the first one runs
 
     # The node keeps answering services meanwhile.
     srv = client.node.create_client(ListAdapters, "/generation_node/list_adapters")
@@ -243,8 +252,6 @@ def test_diagnostics_report_model_adapter_latency(setup) -> None:
 
 
 def test_missing_model_path_fails_configure_and_the_process_stays_up(tmp_path) -> None:
-    from action_msgs.msg import GoalStatus
-
     missing = tmp_path / "no_model_here"
     proc, lines = start_node(
         "generation_node",
@@ -260,10 +267,8 @@ def test_missing_model_path_fails_configure_and_the_process_stays_up(tmp_path) -
         client = Client("missing_model_client")
         try:
             action = action_client(client.node, PredictVideo, "/broken/predict_video")
-            handle = client.send_goal(action, goal())
-            response = client.wait(handle.get_result_async(), 20)
-            assert response.status == GoalStatus.STATUS_ABORTED
-            assert "not active" in response.result.message and "unconfigured" in response.result.message
+            broken = {"client": client, "action": action}
+            rejected(broken, goal(), "not active (state: unconfigured)", proc)
         finally:
             client.close()
         assert proc.poll() is None
@@ -275,6 +280,7 @@ def test_bounded_queue_serves_goals_in_turn(setup) -> None:
     from action_msgs.msg import GoalStatus
 
     client = setup["client"]
+    assert set_param(setup, "busy_policy", "queue").successful
     assert set_param(setup, "max_queued_goals", 1).successful
     try:
         first_fb: list = []
@@ -283,18 +289,14 @@ def test_bounded_queue_serves_goals_in_turn(setup) -> None:
         wait_until(lambda: any(f.stage == "denoise" for f in first_fb), 30, "first goal running")
         queued = client.send_goal(setup["action"], goal(seed=4), queued_fb)
         wait_until(lambda: any(f.stage == "queued" for f in queued_fb), 10, "queued feedback")
-        status, third = run(setup, goal(seed=6))
-        assert (
-            status == GoalStatus.STATUS_ABORTED
-            and "busy" in third.message
-            and "1 goal(s) wait" in third.message
-        )
+        rejected(setup, goal(seed=6), "1 goal(s) wait (busy_policy=queue, max_queued_goals=1)")
         done_first = client.wait(first.get_result_async(), 60)
         done_queued = client.wait(queued.get_result_async(), 60)
         assert done_first.result.success and done_queued.result.success
         assert done_queued.result.queue_seconds > 0.1
+        assert done_first.status == GoalStatus.STATUS_SUCCEEDED
     finally:
-        assert set_param(setup, "max_queued_goals", 0).successful
+        assert set_param(setup, "busy_policy", "reject").successful
 
 
 def test_deactivate_frees_the_model_and_activate_serves_again(setup) -> None:
@@ -308,8 +310,7 @@ def test_deactivate_frees_the_model_and_activate_serves_again(setup) -> None:
 
     assert transition(Transition.TRANSITION_DEACTIVATE)
     assert client.wait(get.call_async(GetState.Request()), 10).current_state.label == "inactive"
-    _, refused = run(setup, goal())
-    assert not refused.success and "not active (state: inactive)" in refused.message
+    rejected(setup, goal(), "not active (state: inactive)")
     assert transition(Transition.TRANSITION_ACTIVATE)
     _, served = run(setup, goal())
     assert served.success, served.message

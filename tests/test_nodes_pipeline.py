@@ -161,7 +161,26 @@ def test_trigger_reports_a_refused_goal_with_the_generators_reason(setup) -> Non
             assert transition(Transition.TRANSITION_ACTIVATE)
     finally:
         stop_camera()
-    assert not refused.success and "not active" in refused.message, refused.message
+    assert not refused.success and "rejected" in refused.message and "not active" in refused.message, (
+        refused.message
+    )
+
+
+def test_a_truncated_camera_frame_is_flagged_when_it_arrives(setup) -> None:
+    """The capture node names a camera sending frames shorter than step * height before any request."""
+    from rclpy.qos import qos_profile_sensor_data
+
+    client = setup["client"]
+    pub = client.node.create_publisher(Image, "/odd_cam/image_raw", qos_profile_sensor_data)
+    wait_until(lambda: pub.get_subscription_count() > 0, 10, "the capture node subscribing")
+    short = Image(height=48, width=64, encoding="rgb8", step=64 * 3, data=bytes(64 * 3 * 47))
+    timer = client.node.create_timer(0.05, lambda: pub.publish(short))
+    try:
+        found = wait_for_line(setup["proc"], "fewer than step * height", timeout=15)
+    finally:
+        client.node.destroy_timer(timer)
+    line = next(line for line in found if "fewer than step * height" in line)
+    assert "/odd_cam/image_raw" in line and "unusable frame" in line and str(48 * 64 * 3) in line, line
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ from std_msgs.msg import Header
 
 from cosmos_ros.media.ros_image import rgb_to_raw
 from cosmos_ros.nodes.conversions import (
+    ArrivalCheck,
     UnsupportedImage,
     check_encoding,
+    check_image,
     image_msg_to_rgb,
     rgb_to_image_msg,
     seconds_to_stamp,
@@ -24,6 +26,7 @@ from cosmos_ros.nodes.conversions import (
 )
 from cosmos_ros.nodes.embodiment import build_prompt, load_embodiment
 from cosmos_ros.nodes.frame_buffer import FrameBuffer, FrameRefused
+from cosmos_ros.nodes.goal_admission import GoalAdmission
 from cosmos_ros.nodes.qos import camera_qos, preview_qos, recorder_qos
 
 EXACT = {"rgb8", "bgr8", "rgba8", "bgra8"}
@@ -68,6 +71,37 @@ def test_unsupported_encodings_are_named_with_the_accepted_ones() -> None:
         image_msg_to_rgb(CompressedImage(format="webp", data=b"x"))
     with pytest.raises(UnsupportedImage, match="too short"):
         image_msg_to_rgb(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(10)))
+
+
+def test_frames_shorter_than_step_times_height_are_named_on_arrival_once() -> None:
+    """Issue 19: the size is checked when a frame arrives, and a bad stream is reported once."""
+    assert check_image(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))) is None
+    short = Image(height=4, width=4, encoding="mono16", step=8, data=bytes(31))
+    assert "fewer than step * height = 8 * 4 = 32" in check_image(short)
+    narrow = Image(height=4, width=4, encoding="rgb8", step=6, data=bytes(48))
+    assert "step 6 is too short for one row of 12 bytes" in check_image(narrow)
+    assert "no data" in check_image(CompressedImage(format="jpeg", data=b""))
+    with pytest.raises(UnsupportedImage, match="step \\* height"):
+        image_msg_to_rgb(short)
+
+    arrival = ArrivalCheck()
+    good = Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(48))
+    assert arrival.check("/cam", short) is not None
+    assert arrival.check("/cam", short) is None  # the same problem again: nothing new to log
+    assert arrival.check("/cam", narrow) is not None  # a different problem is new
+    assert arrival.check("/cam", good) is None and "/cam" not in arrival.problems
+    assert arrival.check("/cam", short) is not None  # back after good frames: logged again
+
+
+def test_goal_admission_rejects_while_inactive_or_busy_as_the_policy_says() -> None:
+    admission = GoalAdmission()
+    assert "state: inactive" in admission.request("not active (state: inactive)", "queue", 3)
+    assert admission.request(None, "reject", 0) is None  # idle: accepted, a place is reserved
+    assert "busy_policy=reject" in admission.request(None, "reject", 0)  # the reserved place counts
+    assert admission.request(None, "queue", 1) is None
+    assert "1 goal(s) wait" in admission.request(None, "queue", 1)
+    assert admission.request(None, "preempt", 0) is None
+    assert "1 goal(s) wait" in admission.last_rejection and admission.last_rejection_time > 0
 
 
 def test_rgb_message_roundtrip_and_stamps() -> None:

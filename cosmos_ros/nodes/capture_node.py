@@ -27,8 +27,8 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
 from cosmos_ros.nodes.conversions import (
+    ArrivalCheck,
     UnsupportedImage,
-    check_encoding,
     image_msg_to_rgb,
     rgb_to_image_msg,
     stamp_to_seconds,
@@ -97,7 +97,7 @@ class CaptureNode(Node):
         self._request_group = ReentrantCallbackGroup()
         self._client_group = ReentrantCallbackGroup()
         self.buffers: dict[str, FrameBuffer] = {}
-        self._bad_encoding: dict[str, str] = {}
+        self._arrival = ArrivalCheck()  # unusable frames (encoding, size) are reported as they arrive
         for topic in topics:
             resolved = self.resolve_topic_name(topic)
             self.buffers[resolved] = FrameBuffer(resolved, p["buffer_size"])
@@ -129,13 +129,9 @@ class CaptureNode(Node):
 
     # ----------------------------------------------------------------- frames
     def _on_frame(self, topic: str, msg: Image | CompressedImage) -> None:
-        reason = check_encoding(msg)
-        if reason is not None and self._bad_encoding.get(topic) != reason:
-            self.get_logger().warning(f"{topic}: {reason}")
-        if reason is None:
-            self._bad_encoding.pop(topic, None)
-        else:
-            self._bad_encoding[topic] = reason
+        reason = self._arrival.check(topic, msg)
+        if reason is not None:
+            self.get_logger().warning(f"{topic}: unusable frame: {reason}")
         now = self.get_clock().now().nanoseconds / 1e9
         self.buffers[topic].push(msg, stamp_to_seconds(msg.header.stamp), now)
 
@@ -267,7 +263,10 @@ class CaptureNode(Node):
                 raise FrameRefused("shutting down")
         gen_handle = sent.result()
         if gen_handle is None or not gen_handle.accepted:
-            raise FrameRefused("the generation node rejected the goal (is it active?)")
+            raise FrameRefused(
+                "the generation node rejected the goal: it is not active, or busy (see its busy_policy); "
+                "its log and /diagnostics (last_rejection) say which"
+            )
         finished = threading.Event()
         result_future = gen_handle.get_result_async()
         result_future.add_done_callback(lambda _f: finished.set())

@@ -81,9 +81,54 @@ def check_encoding(msg: Image | CompressedImage) -> str | None:
     return f"encoding {msg.encoding!r} is not supported; accepted: {', '.join(encodings)}"
 
 
+def check_image(msg: Image | CompressedImage) -> str | None:
+    """A reason string when ``msg`` cannot be decoded, else None: its encoding, and for raw images its size.
+
+    Cheap (no decoding), so nodes run it on every frame as it arrives: a driver sending truncated
+    frames is reported then, not minutes later when a prediction asks for one.
+    """
+    reason = check_encoding(msg)
+    if reason is not None:
+        return reason
+    if isinstance(msg, CompressedImage):
+        return None if len(msg.data) else f"compressed {msg.format!r} image has no data"
+    dtype_name, channels = _ros_image().RAW_ENCODINGS[msg.encoding]
+    row_bytes = msg.width * channels * np.dtype(dtype_name).itemsize
+    step = msg.step or row_bytes
+    if step < row_bytes:
+        return (
+            f"{msg.encoding} image {msg.height}x{msg.width} (HxW): step {msg.step} is too short "
+            f"for one row of {row_bytes} bytes"
+        )
+    if len(msg.data) < step * msg.height:
+        return (
+            f"{msg.encoding} image {msg.height}x{msg.width} (HxW) is too short: {len(msg.data)} bytes "
+            f"of data, fewer than step * height = {step} * {msg.height} = {step * msg.height}"
+        )
+    return None
+
+
+class ArrivalCheck:
+    """Checks each arriving frame; reports a camera's problem once when it starts, not at every frame."""
+
+    def __init__(self) -> None:
+        self.problems: dict[str, str] = {}  # topic -> why its latest frame cannot be used
+
+    def check(self, topic: str, msg: Image | CompressedImage) -> str | None:
+        """The problem of ``msg`` when it is new for ``topic`` (log it), else None."""
+        reason = check_image(msg)
+        if reason is None:
+            self.problems.pop(topic, None)
+            return None
+        if self.problems.get(topic) == reason:
+            return None
+        self.problems[topic] = reason
+        return reason
+
+
 def image_msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
     """Decode a camera message into a uint8 [H, W, 3] RGB array."""
-    reason = check_encoding(msg)
+    reason = check_image(msg)
     if reason is not None:
         raise UnsupportedImage(reason)
     bridge = _bridge()

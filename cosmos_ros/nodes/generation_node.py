@@ -6,11 +6,15 @@ itself once it spins, so a plain ``ros2 run cosmos_ros generation_node`` serves 
 
 Interfaces (relative names, so a launch ``namespace`` prefixes them):
 
-- action ``predict_video`` (cosmos_ros_interfaces/PredictVideo): one generation at a time; up to
-  ``max_queued_goals`` wait their turn, further goals end at once as ABORTED with a ``busy``
-  reason in ``result.message`` (a plain REJECT cannot carry a reason). Feedback walks the
-  stages in order: ``queued`` (while waiting), ``encode`` (start, end), ``denoise`` (every step),
-  ``decode`` (start, end), ``save``, ``publish``; cancel is honoured between steps.
+- action ``predict_video`` (cosmos_ros_interfaces/PredictVideo): one generation at a time. The
+  goal callback REJECTS goals while the node is not active, and while it is busy as
+  ``busy_policy`` says (``reject``; ``queue`` up to ``max_queued_goals``; ``preempt`` the running
+  goal): see goal_admission.py. A rejection carries no reason, so it is logged and kept in
+  ``/diagnostics`` (``last_rejection``). Feedback walks the stages in order: ``queued`` (only
+  while waiting behind another goal), ``encode`` (start, end), ``denoise`` (every step),
+  ``decode`` (start, end), ``save``, ``publish``. A client's cancel is honoured between steps and
+  ends CANCELED; a goal the node stops (deactivate, shutdown, preemption) ends ABORTED with the
+  reason in ``result.message``.
 - service ``~/list_adapters`` (ListAdapters); parameter ``adapter`` switches the active adapter
   at run time (validated: unknown/refused adapters, and, while the model is loaded, adapters whose
   shapes/target modules do not fit it, are rejected and the previous one stays).
@@ -18,6 +22,8 @@ Interfaces (relative names, so a launch ``namespace`` prefixes them):
   TRANSIENT_LOCAL depth 1), played at the video fps (parameter ``fps``) ``preview_loops`` times;
   frame i is stamped ``newest conditioning stamp + i/fps`` with the conditioning frame's frame_id.
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period`` seconds.
+- ``camera_topic`` frames are checked as they arrive (encoding, and data at least step * height
+  bytes); a camera sending unusable frames is logged once and reported in ``/diagnostics``.
 
 Generation runs in the action's own callback group on an executor thread of its own; services,
 parameters and cancels are served by the other threads meanwhile. Parameters:
@@ -29,9 +35,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +60,7 @@ from cosmos_ros.nodes.adapter_catalog import (
     verified_weights,
 )
 from cosmos_ros.nodes.conversions import (
+    ArrivalCheck,
     UnsupportedImage,
     image_msg_to_rgb,
     rgb_to_image_msg,
@@ -63,6 +68,7 @@ from cosmos_ros.nodes.conversions import (
     stamp_to_seconds,
 )
 from cosmos_ros.nodes.frame_buffer import FrameBuffer, FrameRefused
+from cosmos_ros.nodes.goal_admission import BUSY_POLICIES, GoalAdmission, Job
 from cosmos_ros.nodes.qos import camera_qos, preview_qos
 from cosmos_ros.progress import ProgressEvent
 
@@ -98,7 +104,12 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "camera_topic": ("", "camera the node buffers for goals without conditioning frames ('' = none)"),
     "camera_qos": ("sensor_data", "QoS of camera_topic: sensor_data, reliable, best_effort, system_default"),
     "max_frame_age": (1.0, "seconds; camera_topic frames older than this are refused (0 = no limit)"),
-    "max_queued_goals": (0, "goals that may wait while one runs (0 = reject while busy)"),
+    "busy_policy": (
+        "reject",
+        "a goal arriving while one runs: reject | queue (up to max_queued_goals wait) | preempt (stops "
+        "the running goal, which ends ABORTED)",
+    ),
+    "max_queued_goals": (1, "with busy_policy queue: goals that may wait while one runs; more are rejected"),
     "preview_loops": (1, "times the preview topics play each prediction (0 = do not publish)"),
     "publish_side_by_side": (True, "also publish '~/side_by_side' (input | prediction)"),
     "diagnostics_period": (1.0, "seconds between /diagnostics messages (0 = off)"),
@@ -106,19 +117,23 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 }
 
 
+#: Parameters that take effect for the next goal when set at run time (the others on configure).
+LIVE_PARAMETERS = (
+    "busy_policy",
+    "max_queued_goals",
+    "preview_loops",
+    "publish_side_by_side",
+    "prompt",
+    "fps",
+)
+
+
+def _bad_policy(value: object) -> str:
+    return f"busy_policy must be one of {', '.join(BUSY_POLICIES)}, got {value!r}"
+
+
 class GoalFailed(Exception):
     """A request the node cannot serve; its message goes into ``result.message``."""
-
-
-@dataclass
-class _Job:
-    """A goal that has been admitted: its cancel event and when it was accepted."""
-
-    handle: ServerGoalHandle
-    cancel: threading.Event
-    accepted_at: float
-    last_step: int = 0  # denoising steps finished so far
-    cancel_step: int | None = None  # last_step when the cancel request arrived
 
 
 class GenerationNode(LifecycleNode):
@@ -139,18 +154,21 @@ class GenerationNode(LifecycleNode):
         self._timer_group = MutuallyExclusiveCallbackGroup()
         self._camera_group = MutuallyExclusiveCallbackGroup()
 
-        self._admission = threading.Condition()
-        self._running: _Job | None = None
-        self._queue: deque[_Job] = deque()
+        self._admission = GoalAdmission()
         self._preview_stop = threading.Event()
         self._preview_thread: threading.Thread | None = None
         self._camera: FrameBuffer | None = None
+        self._camera_check = ArrivalCheck()
         self._camera_sub: Any = None
         self._preview_pub: Any = None
         self._side_pub: Any = None
-        self.stats = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "rejected": 0}
+        self.stats = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "stopped": 0, "rejected": 0}
         self.last_latency = float("nan")
         self.last_message = ""
+        # torch as this node's own import left it: a module another thread is still importing
+        # has no ``torch.cuda`` yet, and the diagnostics timer runs beside a lifecycle manager's
+        # activate (change_state), which imports torch.
+        self._torch: Any = None
 
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self._action = ActionServer(
@@ -158,7 +176,7 @@ class GenerationNode(LifecycleNode):
             PredictVideo,
             "predict_video",
             execute_callback=self._execute,
-            goal_callback=lambda _goal: GoalResponse.ACCEPT,
+            goal_callback=self._on_goal,
             cancel_callback=self._on_cancel,
             callback_group=self._action_group,
         )
@@ -171,6 +189,10 @@ class GenerationNode(LifecycleNode):
             self.create_timer(period, self.publish_diagnostics, callback_group=self._timer_group)
         if self.get_parameter("autostart").value:
             self._autostart_timer = self.create_timer(0.0, self._autostart, callback_group=self._timer_group)
+        else:
+            self.get_logger().info(
+                "autostart is off: waiting for a lifecycle manager to configure and activate"
+            )
 
     # ============================================================== lifecycle
     def _autostart(self) -> None:
@@ -224,6 +246,8 @@ class GenerationNode(LifecycleNode):
         self.cfg["model_path"] = str(model_path)
         if self.cfg["max_queued_goals"] < 0 or self.cfg["preview_loops"] < 0:
             raise ValueError("max_queued_goals and preview_loops must be >= 0")
+        if self.cfg["busy_policy"] not in BUSY_POLICIES:
+            raise ValueError(_bad_policy(self.cfg["busy_policy"]))
         if float(self.cfg["fps"]) < 0:
             raise ValueError(f"fps must be >= 0 (0 = the preset's fps), got {self.cfg['fps']}")
         out = Path(str(self.cfg["output_dir"])).expanduser()
@@ -268,6 +292,7 @@ class GenerationNode(LifecycleNode):
                 compile_cache_dir=self.cfg["compile_cache_dir"] or None,
                 attention_backend=self.cfg["attention_backend"] or None,
             )
+            self._torch = sys.modules.get("torch")  # fully imported now: load has returned
             if self.cfg["warmup"]:
                 warm_s = self.runtime.warmup(self.cfg["preset"])
                 self.get_logger().info(f"warm-up step at preset {self.cfg['preset']!r}: {warm_s:.1f} s")
@@ -315,14 +340,9 @@ class GenerationNode(LifecycleNode):
         self._loaded_names.clear()
 
     def _stop_all_goals(self, reason: str) -> None:
-        with self._admission:
-            jobs = ([self._running] if self._running else []) + list(self._queue)
-        for job in jobs:
-            job.cancel.set()
-        deadline = time.monotonic() + 30.0
-        with self._admission:
-            while (self._running or self._queue) and time.monotonic() < deadline:
-                self._admission.wait(0.1)
+        """End every running and waiting goal ABORTED with ``reason`` (within a denoising step)."""
+        if not self._admission.stop_all(reason):
+            self.get_logger().error(f"{reason}: a goal did not stop within 30 s; going on without it")
 
     def close(self) -> None:
         """Free everything (called by the spin helper on exit)."""
@@ -333,6 +353,13 @@ class GenerationNode(LifecycleNode):
     @property
     def is_active(self) -> bool:
         return self.runtime is not None and self._state_machine.current_state[1] == "active"
+
+    def _inactive_reason(self) -> str | None:
+        """None while goals can be served, else why not (for a rejection or an abort)."""
+        if self.is_active:
+            return None
+        state = self._state_machine.current_state[1]
+        return f"the generation node is not active (state: {state}); goals are served only while active"
 
     # ============================================================== adapters
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
@@ -361,10 +388,9 @@ class GenerationNode(LifecycleNode):
                 return SetParametersResult(
                     successful=False, reason=f"{param.name} must be >= 0{hint}, got {param.value}"
                 )
-            elif (
-                param.name in ("max_queued_goals", "preview_loops", "publish_side_by_side", "prompt", "fps")
-                and self.cfg
-            ):
+            elif param.name == "busy_policy" and param.value not in BUSY_POLICIES:
+                return SetParametersResult(successful=False, reason=_bad_policy(param.value))
+            elif param.name in LIVE_PARAMETERS and self.cfg:
                 self.cfg[param.name] = param.value  # take effect for the next goal
         return SetParametersResult(successful=True)
 
@@ -440,69 +466,57 @@ class GenerationNode(LifecycleNode):
 
     # ============================================================== camera
     def _on_camera(self, msg: Image | CompressedImage) -> None:
-        if self._camera is not None:
-            self._camera.push(
-                msg, stamp_to_seconds(msg.header.stamp), self.get_clock().now().nanoseconds / 1e9
-            )
+        camera = self._camera
+        if camera is None:
+            return
+        reason = self._camera_check.check(camera.topic, msg)
+        if reason is not None:
+            self.get_logger().warning(f"{camera.topic}: unusable frame: {reason}")
+        camera.push(msg, stamp_to_seconds(msg.header.stamp), self.get_clock().now().nanoseconds / 1e9)
 
     # ============================================================== goals
+    def _on_goal(self, _goal: PredictVideo.Goal) -> GoalResponse:
+        """REJECT what the node cannot serve now, so no client waits for a goal that will only abort."""
+        reason = self._admission.request(
+            self._inactive_reason(),
+            str(self.cfg.get("busy_policy", "reject")),
+            int(self.cfg.get("max_queued_goals", 0)),
+        )
+        if reason is None:
+            return GoalResponse.ACCEPT
+        self.stats["rejected"] += 1
+        self.get_logger().warning(f"goal rejected: {reason}")
+        return GoalResponse.REJECT
+
     def _on_cancel(self, handle: ServerGoalHandle) -> CancelResponse:
-        with self._admission:
-            for job in ([self._running] if self._running else []) + list(self._queue):
-                if job.handle.goal_id.uuid.tobytes() == handle.goal_id.uuid.tobytes():
-                    if job.cancel_step is None:
-                        job.cancel_step = job.last_step
-                    job.cancel.set()
-            self._admission.notify_all()
+        self._admission.cancel(handle.goal_id.uuid.tobytes())
         return CancelResponse.ACCEPT
 
-    def _admit(self, job: _Job) -> str | None:
-        """Wait for this job's turn; returns a reason when it cannot run."""
-        with self._admission:
-            if not self.is_active:
-                return f"the generation node is not active (state: {self._state_machine.current_state[1]})"
-            limit = int(self.cfg.get("max_queued_goals", 0))
-            if self._running is not None and len(self._queue) >= limit:
-                return (
-                    f"busy: a generation is running and {len(self._queue)} goal(s) wait "
-                    f"(max_queued_goals={limit}); try again later"
-                )
-            self._queue.append(job)
-            while self._running is not None or self._queue[0] is not job:
-                if job.cancel.is_set() or job.handle.is_cancel_requested:
-                    self._queue.remove(job)
-                    self._admission.notify_all()
-                    return "cancelled while queued"
-                self._admission.wait(0.1)
-            self._queue.popleft()
-            self._running = job
-            return None
-
     def _execute(self, handle: ServerGoalHandle) -> PredictVideo.Result:
-        job = _Job(handle, threading.Event(), time.monotonic())
+        job = Job(handle, threading.Event(), time.monotonic())
         result = PredictVideo.Result()
         self.stats["goals"] += 1
-        if self._running is not None and not handle.is_cancel_requested:
+
+        def queued() -> None:
             handle.publish_feedback(PredictVideo.Feedback(stage="queued", elapsed=0.0))
-        reason = self._admit(job)
+
+        preempt = self.cfg.get("busy_policy") == "preempt"
+        reason = self._admission.wait_turn(job, self._inactive_reason, preempt, queued)
         result.queue_seconds = time.monotonic() - job.accepted_at
-        if reason is not None:
-            self.stats["rejected"] += 1
+        if reason is not None:  # stopped or cancelled while waiting, or the node left the active state
             result.message = reason
-            self.get_logger().warning(f"goal refused: {reason}")
-            if handle.is_cancel_requested:
-                handle.canceled()
-            else:
-                handle.abort()
+            self.last_message = reason
+            self.get_logger().warning(f"goal {job.short_id} not run: {reason}")
+            self._end_stopped(handle)
             return result
         try:
             self._generate(job, result)
             handle.succeed()
             self.stats["succeeded"] += 1
-        except _Cancelled as exc:
+        except _Stopped as exc:
             result.message = str(exc)
-            handle.canceled()
-            self.stats["cancelled"] += 1
+            self.get_logger().warning(f"goal {job.short_id} {result.message}")
+            self._end_stopped(handle)
         except Exception as exc:
             result.success = False
             result.message = str(exc) if isinstance(exc, GoalFailed) else f"{type(exc).__name__}: {exc}"
@@ -512,10 +526,20 @@ class GenerationNode(LifecycleNode):
         finally:
             result.total_seconds = time.monotonic() - job.accepted_at
             self.last_message = result.message
-            with self._admission:
-                self._running = None
-                self._admission.notify_all()
+            self._admission.finish(job)
         return result
+
+    def _end_stopped(self, handle: ServerGoalHandle) -> None:
+        """CANCELED when the client asked for it; ABORTED when the node stopped the goal itself.
+
+        A goal may only become CANCELED after a cancel request (rcl refuses EXECUTING -> CANCELED).
+        """
+        if handle.is_cancel_requested:
+            handle.canceled()
+            self.stats["cancelled"] += 1
+        else:
+            handle.abort()
+            self.stats["stopped"] += 1
 
     def _conditioning(self, goal: PredictVideo.Goal) -> tuple[list[np.ndarray], Header]:
         msgs: list[Any] = list(goal.conditioning_frames)
@@ -538,7 +562,7 @@ class GenerationNode(LifecycleNode):
                 raise GoalFailed(f"conditioning frame {i}: {exc}") from exc
         return frames, msgs[-1].header
 
-    def _generate(self, job: _Job, result: PredictVideo.Result) -> None:
+    def _generate(self, job: Job, result: PredictVideo.Result) -> None:
         from cosmos_ros.model.runtime import PredictionCancelled
 
         goal: PredictVideo.Goal = job.handle.request
@@ -595,10 +619,11 @@ class GenerationNode(LifecycleNode):
                 cancel=job.cancel,
             )
         except PredictionCancelled as exc:
+            stopped = f"stopped after step {job.last_step} of {total_steps[0]}"
+            if job.stop_reason is not None and not job.handle.is_cancel_requested:
+                raise _Stopped(f"aborted: {job.stop_reason}; {stopped}") from exc
             requested = "before start" if job.cancel_step is None else f"during step {job.cancel_step + 1}"
-            raise _Cancelled(
-                f"cancelled: requested {requested}, stopped after step {job.last_step} of {total_steps[0]}"
-            ) from exc
+            raise _Stopped(f"cancelled: requested {requested}, {stopped}") from exc
         except ValueError as exc:
             raise GoalFailed(f"invalid request: {exc}") from exc
         predicted = time.monotonic()
@@ -631,7 +656,7 @@ class GenerationNode(LifecycleNode):
             prediction.frames, frames, header, float(prediction.fps), len(goal.conditioning_frames) or 1
         )
 
-    def _feedback(self, job: _Job, stage: str, total: int) -> None:
+    def _feedback(self, job: Job, stage: str, total: int) -> None:
         job.handle.publish_feedback(
             PredictVideo.Feedback(
                 stage=stage, step=total, total_steps=total, elapsed=time.monotonic() - job.accepted_at
@@ -686,13 +711,20 @@ class GenerationNode(LifecycleNode):
     def publish_diagnostics(self) -> None:
         state = self._state_machine.current_state[1]
         loaded = self.runtime is not None
+        goals = self._admission.snapshot()
+        camera = self._camera
+        camera_problem = self._camera_check.problems.get(camera.topic, "") if camera is not None else ""
+        message = ("busy" if goals["running"] else "ready") if loaded else f"model not loaded ({state})"
+        if camera_problem:
+            message += f"; camera {camera.topic}: {camera_problem}"
         status = DiagnosticStatus(
             name=f"cosmos_ros: {self.get_fully_qualified_name()}",
             hardware_id=str(self.cfg.get("device", "")),
-            level=DiagnosticStatus.OK if loaded else DiagnosticStatus.WARN,
-            message=("busy" if self._running else "ready") if loaded else f"model not loaded ({state})",
+            level=DiagnosticStatus.OK if loaded and not camera_problem else DiagnosticStatus.WARN,
+            message=message,
         )
         active = self._active_resolved.adapter_id if self._active_resolved else ""
+        rejected_at = self._admission.last_rejection_time
         values = {
             "lifecycle_state": state,
             "model_loaded": str(loaded).lower(),
@@ -700,23 +732,33 @@ class GenerationNode(LifecycleNode):
             "active_adapter": active or "none",
             "last_latency_s": f"{self.last_latency:.3f}",
             "last_message": self.last_message,
-            "queued_goals": str(len(self._queue)),
+            "busy_policy": str(self.cfg.get("busy_policy", self.get_parameter("busy_policy").value)),
+            "queued_goals": str(goals["queued"]),
+            # A rejected goal learns no reason over the wire: this is where its client can read it.
+            "last_rejection": self._admission.last_rejection,
+            "last_rejection_age_s": f"{time.time() - rejected_at:.1f}" if rejected_at else "",
             **{f"goals_{k}": str(v) for k, v in self.stats.items()},
-            **gpu_memory(),
+            **gpu_memory(self._torch),
         }
+        if camera is not None:
+            values["camera_topic"] = camera.topic
+            values["camera_frames"] = camera_problem or "ok"
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()
         self._diag_pub.publish(array)
 
 
-class _Cancelled(Exception):
-    pass
+class _Stopped(Exception):
+    """The goal was stopped between steps: by its client (cancel) or by the node (``Job.stop_reason``)."""
 
 
-def gpu_memory() -> dict[str, str]:
-    """Allocated / reserved / total GPU memory in MiB, or ``n/a`` without CUDA."""
-    torch = sys.modules.get("torch")
+def gpu_memory(torch: Any) -> dict[str, str]:
+    """Allocated / reserved / total GPU memory in MiB, or ``n/a`` without CUDA (or before torch is loaded).
+
+    ``torch`` is passed in rather than looked up in ``sys.modules``, where another thread's
+    unfinished import would show a module without ``torch.cuda``.
+    """
     if torch is None or not torch.cuda.is_available():
         return {"gpu_memory_allocated_mib": "n/a", "gpu_memory_reserved_mib": "n/a"}
     mib = 1024 * 1024
