@@ -74,3 +74,28 @@ def test_the_prompt_table_is_what_the_runtime_encodes(built: tuple[mb.MiniBuild,
     finally:
         rt.close()
     assert torch.allclose(embeds[0].float(), table[3], atol=1e-5)
+
+
+def test_the_vae_starts_coding_each_latent_frame_from_its_own_frames() -> None:
+    """Inflation init: decoded frames 1-4 follow latent frame 1 only, and a still clip codes alike.
+
+    With PyTorch's default init they depend on latent frame 0 far more than on their own, and
+    training settled on repeating the first frame (two GPU builds stalled at the still-frame PSNR).
+    """
+    from cosmos_ros.training.mini.vae_training import inflate_from_frames, to_input
+    from diffusers import AutoencoderKLWan
+
+    from cosmos_ros.model.mini import VAE_CONFIG
+
+    torch.manual_seed(0)
+    vae = inflate_from_frames(AutoencoderKLWan(**VAE_CONFIG)).eval()
+    z = torch.randn(1, 16, 2, 8, 12, requires_grad=True)
+    video = vae.decode(z).sample  # 1 + 4 frames
+    for t in range(1, 5):
+        (grad,) = torch.autograd.grad(video[:, :, t].pow(2).sum(), z, retain_graph=True)
+        assert grad[:, :, 0].abs().max() == 0 and grad[:, :, 1].abs().mean() > 0.01, t
+    frame = render_episode(make_episode("grey_arm", 100_000, frames=48, fps=16.0), 64, 96, 0, 1)
+    with torch.no_grad():
+        still_clip = to_input(np.repeat(frame[None], 5, axis=1), torch.device("cpu"))
+        latents = vae.encode(still_clip).latent_dist.mode()
+    torch.testing.assert_close(latents[:, :, 1], latents[:, :, 0], atol=1e-5, rtol=0)

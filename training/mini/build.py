@@ -118,14 +118,14 @@ def stage_vae(
 
     from cosmos_ros.model.mini import VAE_CONFIG
 
-    from .vae_training import held_out_psnr, train_vae
+    from .vae_training import held_out_psnr, inflate_from_frames, train_vae
 
     started = time.monotonic()
     train, _ = _episodes(build, held_out=False)
     held, _ = _episodes(build, held_out=True)
     log.info("VAE: %d training episodes rendered in %.1f s", len(train), time.monotonic() - started)
     torch.manual_seed(build.seed + 1)
-    vae = AutoencoderKLWan(**VAE_CONFIG)
+    vae = inflate_from_frames(AutoencoderKLWan(**VAE_CONFIG))
     record = train_vae(vae, train, _held_out_clips(held, build.spec), build.spec.clip_frames, build.vae,
                        device, build.work, progress)  # fmt: skip
     record["held_out_target_clip_psnr"] = held_out_psnr(vae, _target_clips(build), device)
