@@ -251,6 +251,15 @@ def test_a_single_bad_bag_is_reported_once_and_says_what_the_file_is(tmp_path: P
     assert "it is a text file (starting 'not a bag at all'), not a ROS 1 bag file" in result.stderr
 
 
+def test_random_bytes_named_bag_are_described_not_a_codec_error(tmp_path: Path) -> None:
+    """Issue 19: ``bags convert rand.bag`` once said "'utf-8' codec can't decode"."""
+    bad = tmp_path / "rand.bag"
+    bad.write_bytes(bytes(range(256))[::-1] * 8)
+    result = _convert(bad, tmp_path / "ds")
+    assert result.returncode == 1 and "codec" not in result.stderr and "Traceback" not in result.stderr
+    assert f"cannot open bag {bad}: it is unknown data (starting with bytes ff fe fd" in result.stderr
+
+
 def test_files_that_are_not_what_their_names_say_are_described(tmp_path: Path) -> None:
     ros1 = make_bag(tmp_path, "real", "ros1", frames=3)
     mcap = next(make_bag(tmp_path, "m", frames=3).glob("*.mcap"))
