@@ -39,7 +39,7 @@ setup(
         ("share/" + package_name + "/rviz", glob("rviz/*.rviz")),
     ],
     python_requires=">=3.10",
-    install_requires=["numpy", "pyyaml", "tqdm", "rich", "safetensors"],
+    install_requires=["numpy", "scipy", "pyyaml", "tqdm", "rich", "safetensors"],
     extras_require={
         # The ROS-free parts: bag tools, registry, evaluation metrics.
         "bags": ["rosbags>=0.11", "rosbags-image[opencv-headless]>=0.10", "av>=14"],

@@ -87,7 +87,7 @@ def test_summary_averages_seeds_per_clip_then_takes_a_t_interval():
     summary = stats.summarize(results)
     base = summary["psnr"]["base"]
     clip_means = np.array([20.05, 21.05, 22.05])
-    half = 4.303 * clip_means.std(ddof=1) / math.sqrt(3)
+    half = stats.t975(2) * clip_means.std(ddof=1) / math.sqrt(3)
     assert base["n"] == 3 and base["mean"] == pytest.approx(clip_means.mean())
     assert base["low"] == pytest.approx(clip_means.mean() - half) and base["high"] == pytest.approx(
         clip_means.mean() + half
@@ -100,7 +100,8 @@ def test_summary_averages_seeds_per_clip_then_takes_a_t_interval():
 
 
 def test_t_quantiles_and_small_samples():
-    assert stats.t975(1) == 12.706 and stats.t975(1000) == 1.96
+    assert stats.t975(1) == pytest.approx(12.706205, abs=1e-6)
+    assert stats.t975(1000) == pytest.approx(1.962339, abs=1e-6)
     one = stats.mean_ci([3.0, math.nan])
     assert one.mean == 3.0 and one.n == 1 and math.isnan(one.low)
 

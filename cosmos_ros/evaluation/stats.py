@@ -7,6 +7,13 @@ paired by clip (row clip mean - base clip mean) and get the same interval; adapt
 baseline get one (for ``still`` it reads "still minus base": a positive PSNR delta means the base
 predicts worse than repeating the last frame). The still row has one record per clip (seed 0), so it
 is one unit per clip like every other row. With one clip there is no interval (NaN bounds).
+
+Bounded metrics (``MetricSpec.bounds``: SSIM in [-1, 1], distances and errors >= 0, ...) get the
+t interval intersected with those bounds (clipped), deltas with the bounds of a difference. The
+true mean lies inside the bounds, so clipping never changes whether the interval covers it (same
+coverage) while a reported Sampson error of -0.038 px is impossible. A percentile bootstrap would
+also respect the bounds but under-covers badly at the handful of clips evaluated here.
+The t quantile is scipy's, exact for every df.
 """
 
 from __future__ import annotations
@@ -22,30 +29,22 @@ from cosmos_ros.evaluation.results import BASE_ROW, REAL_ROW, EvalResults
 
 CI_METHOD = (
     "95% Student-t interval over per-clip means (seeds of a clip averaged first); "
-    "differences to the base paired by clip"
+    "differences to the base paired by clip; clipped to the range a metric can take (e.g. >= 0)"
 )
 
-#: t(0.975, df) for df = 1..30; larger df use the table's tail and then the normal quantile.
-_T975 = (
-    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
-    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
-)  # fmt: skip
+
+def t_quantile(p: float, df: float) -> float:
+    """Student-t quantile for any ``df`` > 0 (scipy); replaces a table that was stepwise beyond 30."""
+    from scipy.stats import t
+
+    if not (0.0 < p < 1.0) or not df > 0:
+        return math.nan
+    return float(t.ppf(p, df))
 
 
 def t975(df: int) -> float:
-    """Two-sided 95 % Student-t quantile for ``df`` degrees of freedom."""
-    if df < 1:
-        return math.nan
-    if df <= 30:
-        return _T975[df - 1]
-    if df <= 40:
-        return 2.021
-    if df <= 60:
-        return 2.000
-    if df <= 120:
-        return 1.980
-    return 1.960
+    """Two-sided 95 % Student-t quantile for ``df`` degrees of freedom (exact, every df)."""
+    return t_quantile(0.975, float(df)) if df >= 1 else math.nan
 
 
 @dataclass(frozen=True)
@@ -60,44 +59,61 @@ class MetricSpec:
     source: str = "sample"
     #: Whether the real clips have this statistic too (shown as a reference row).
     has_real: bool = False
+    #: Range the values can take; confidence intervals are clipped to it (a mean cannot leave it).
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
+
+_NON_NEGATIVE = (0.0, math.inf)
+_GREY_LEVELS = (0.0, 255.0)
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("psnr", "PSNR", "dB", True, "fidelity to the real continuation, mean of per-frame PSNR"),
+    MetricSpec(
+        "psnr", "PSNR", "dB", True, "fidelity to the real continuation, mean of per-frame PSNR",
+        bounds=_NON_NEGATIVE,
+    ),
     MetricSpec(
         "psnr_moving", "PSNR on moving pixels", "dB", True,
         "PSNR over the pixels that move in the real clip (change by more than "
         f"{MOTION_THRESHOLD} grey levels from the last conditioning frame), squared error pooled over "
         "frames; a static background cannot hide a wrong motion here",
+        bounds=_NON_NEGATIVE,
     ),
     MetricSpec(
         "moving_fraction", "Moving fraction", "", True,
         "share of the frame that moves in the real clip (the pixels PSNR on moving pixels is taken over)",
-        source="real", has_real=True,
+        source="real", has_real=True, bounds=(0.0, 1.0),
     ),
-    MetricSpec("ssim", "SSIM", "", True, "structural similarity to the real continuation, mean over frames"),
-    MetricSpec("lpips", "LPIPS", "", False, "learned perceptual distance (AlexNet), mean over frames"),
+    MetricSpec(
+        "ssim", "SSIM", "", True, "structural similarity to the real continuation, mean over frames",
+        bounds=(-1.0, 1.0),
+    ),
+    MetricSpec(
+        "lpips", "LPIPS", "", False, "learned perceptual distance (AlexNet), mean over frames",
+        bounds=_NON_NEGATIVE,
+    ),
     MetricSpec(
         "frame_diff_mean", "Frame difference", "grey levels", False,
-        "mean absolute luma change between consecutive frames", has_real=True,
+        "mean absolute luma change between consecutive frames", has_real=True, bounds=_GREY_LEVELS,
     ),
     MetricSpec(
         "brightness_flicker", "Brightness flicker", "grey levels", False,
         "mean absolute change of mean frame brightness between consecutive frames", has_real=True,
+        bounds=_GREY_LEVELS,
     ),
     MetricSpec(
         "warp_error", "Warping error", "grey levels", False,
         "luma error after warping each frame onto the next with Farneback optical flow", has_real=True,
+        bounds=_GREY_LEVELS,
     ),
     MetricSpec(
         "temporal_sampson_px", "Temporal Sampson error", "px", False,
         "SIFT matches of consecutive frames vs a RANSAC fundamental matrix (< 1 excellent, > 5 poor)",
-        has_real=True,
+        has_real=True, bounds=_NON_NEGATIVE,
     ),
     MetricSpec(
         "cross_view_sampson_px", "Cross-view Sampson error", "px", False,
         "SIFT matches between cameras of one clip group vs one fundamental matrix for the rig",
-        source="cross_view", has_real=True,
+        source="cross_view", has_real=True, bounds=_NON_NEGATIVE,
     ),
 )  # fmt: skip
 
@@ -120,8 +136,12 @@ class Interval:
         return asdict(self)
 
 
-def mean_ci(values: Iterable[float]) -> Interval:
-    """Mean and 95 % Student-t interval of the finite values."""
+def mean_ci(values: Iterable[float], bounds: tuple[float, float] = (-math.inf, math.inf)) -> Interval:
+    """Mean and 95 % Student-t interval of the finite values, clipped to ``bounds``.
+
+    Clipping keeps the coverage (the true mean is inside ``bounds``) and avoids impossible values
+    such as a negative error; the mean itself is inside already.
+    """
     arr = np.asarray([v for v in values if math.isfinite(v)], dtype=np.float64)
     n = int(arr.size)
     if n == 0:
@@ -130,7 +150,8 @@ def mean_ci(values: Iterable[float]) -> Interval:
     if n == 1:
         return Interval(mean, math.nan, math.nan, 1)
     half = t975(n - 1) * float(arr.std(ddof=1)) / math.sqrt(n)
-    return Interval(mean, mean - half, mean + half, n)
+    low, high = bounds
+    return Interval(mean, max(mean - half, low), min(mean + half, high), n)
 
 
 def _seed_average(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
@@ -181,11 +202,13 @@ def summarize(results: EvalResults) -> dict[str, dict[str, dict[str, object]]]:
             units = unit_means(results, row, spec.key)
             if not units:
                 continue
-            entry: dict[str, object] = mean_ci(units.values()).to_dict()
+            entry: dict[str, object] = mean_ci(units.values(), spec.bounds).to_dict()
             entry["n_missing"] = sum(1 for v in units.values() if not math.isfinite(v))
             if row not in (BASE_ROW, REAL_ROW) and base_units:
                 common = sorted(set(units) & set(base_units))
-                entry["delta"] = mean_ci(units[k] - base_units[k] for k in common).to_dict()
+                low, high = spec.bounds
+                delta_bounds = (low - high, high - low)  # a difference of two in-range values
+                entry["delta"] = mean_ci((units[k] - base_units[k] for k in common), delta_bounds).to_dict()
             per_row[row] = entry
         if per_row:
             summary[spec.key] = per_row
