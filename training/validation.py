@@ -9,7 +9,6 @@ embeddings so no text encoder is needed; only the VAE is used, to decode.
 from __future__ import annotations
 
 import copy
-import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 
 from .data import CachedLatents
 from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
+from .tensorboard_video import add_gif_video
 
 
 @dataclass
@@ -234,12 +234,8 @@ class Validator:
             writer.add_scalar("val/psnr", result.psnr, step)
             writer.add_scalar("val/ssim", result.ssim, step)
             for clip_id, video in result.videos.items():
-                # [T, H, W, 3] -> [1, T, 3, H, W]; real | predicted side by side.
-                clip = torch.from_numpy(video).permute(0, 3, 1, 2).unsqueeze(0)
-                if importlib.util.find_spec("moviepy") is not None:  # TensorBoard's add_video needs it
-                    writer.add_video(f"val/{clip_id}", clip, step, fps=int(self.cfg.fps))
-                else:
-                    writer.add_images(f"val/{clip_id}", clip[0, :: max(1, clip.shape[1] // 8)], step)
+                # Real | predicted side by side, as a GIF (add_video needs moviepy.editor, gone in moviepy 2).
+                add_gif_video(writer, f"val/{clip_id}", video, step, self.cfg.fps)
                 write_video(
                     output_dir / "validation" / f"step_{step:08d}" / f"{clip_id}.mp4", video, self.cfg.fps
                 )
