@@ -158,6 +158,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "may be left out or deleted (their clips are kept), every other bag must be given again",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary on stdout (dataset, clips and frames per bag, skipped windows, "
+        "notes, warnings, errors, seconds) instead of text; progress stays on stderr (default: text)",
+    )
     p.set_defaults(func=_convert)
 
     p = sub.add_parser(
@@ -171,6 +177,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("dataset", help="dataset folder")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary on stdout (ok, clips checked, problems, warnings) instead of "
+        "text; the exit code is the same (default: text)",
+    )
     p.set_defaults(func=_validate)
 
     p = sub.add_parser("synth", help="write a synthetic demonstration bag (robot arm scene or test pattern)")
@@ -305,18 +317,22 @@ def _convert(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     rate = report.frames_read / max(report.seconds, 1e-6)
-    print(
-        f"{len(report.clips)} clips from {len(report.bags)} bag(s) in {report.seconds:.1f} s "
-        f"({rate:.0f} source frames/s) -> {report.output}"
-    )
+    if args.json:
+        print(json.dumps(_convert_summary(report, rate), indent=2, default=str))
+    else:
+        print(
+            f"{len(report.clips)} clips from {len(report.bags)} bag(s) in {report.seconds:.1f} s "
+            f"({rate:.0f} source frames/s) -> {report.output}"
+        )
     for bag in report.bags:
-        for skip in bag.skipped:
-            print(
-                f"skipped: {bag.bag} {skip['topic']} episode {skip['episode']} window {skip['window']} "
-                f"({skip['start_ns']}..{skip['end_ns']} ns): {skip['reason']}"
-            )
-        for note in bag.notes:
-            print(f"note: {bag.bag}: {note}")
+        if not args.json:
+            for skip in bag.skipped:
+                print(
+                    f"skipped: {bag.bag} {skip['topic']} episode {skip['episode']} window {skip['window']} "
+                    f"({skip['start_ns']}..{skip['end_ns']} ns): {skip['reason']}"
+                )
+            for note in bag.notes:
+                print(f"note: {bag.bag}: {note}")
         for warning in bag.warnings:
             print(f"warning: {bag.bag}: {warning}", file=sys.stderr)
     for bag in report.failed:
@@ -324,10 +340,67 @@ def _convert(args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _convert_summary(report: Any, rate: float) -> dict[str, Any]:
+    """The figures of the text summary of ``bags convert``, as one JSON-ready mapping."""
+    return {
+        "ok": not report.failed,
+        "dataset": str(report.output),
+        "clips": len(report.clips),
+        "bag_count": len(report.bags),
+        "bags_failed": len(report.failed),
+        "frames_read": report.frames_read,
+        "seconds": report.seconds,
+        "source_frames_per_s": rate,
+        "bags": [
+            {
+                "bag": bag.bag,
+                "ok": not bag.error,
+                "clips": len(bag.clips),
+                "frames_read": bag.frames_read,
+                "seconds": bag.seconds,
+                "skipped": [dict(skip) for skip in bag.skipped],
+                "notes": list(bag.notes),
+                "warnings": list(bag.warnings),
+                "error": bag.error,
+            }
+            for bag in report.bags
+        ],
+    }
+
+
+def _problem_record(text: str) -> dict[str, str]:
+    """Split ``"where: message"`` (a clip id, file or dataset path first) into its parts."""
+    where, sep, message = text.partition(": ")
+    return (
+        {"where": where, "message": message, "text": text}
+        if sep
+        else {"where": "", "message": text, "text": text}
+    )
+
+
 def _validate(args: argparse.Namespace) -> int:
     from cosmos_ros.bag_tools.validate import check_dataset
 
-    result = check_dataset(args.dataset)
+    from cosmos_ros.progress import ProgressEvent
+
+    totals: list[int] = []
+
+    def count(event: ProgressEvent) -> None:
+        totals.append(event.total)
+
+    result = check_dataset(args.dataset, progress=count)
+    if args.json:
+        summary = {
+            "dataset": str(args.dataset),
+            "ok": not result.problems,
+            "clips_checked": totals[-1] if totals else 0,
+            "problem_count": len(result.problems),
+            "problems": [_problem_record(p) for p in result.problems],
+            "warning_count": len(result.warnings),
+            "warnings": list(result.warnings),
+        }
+        print(json.dumps(summary, indent=2))
+        return 1 if result.problems else 0
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.problems:
