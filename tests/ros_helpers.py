@@ -63,3 +63,24 @@ def stop(proc: subprocess.Popen[str], timeout: float = 10.0) -> str:
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def set_param(
+    setup, name: str, value: str | int | float, node: str = "/generation_node", timeout: float = 10.0
+):
+    """Set one parameter through the node's set_parameters service; returns its SetParametersResult."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    if isinstance(value, str):
+        typed = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+    elif isinstance(value, int):
+        typed = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
+    else:
+        typed = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+    client = setup["client"]
+    srv = client.node.create_client(SetParameters, f"{node}/set_parameters")
+    assert srv.wait_for_service(timeout_sec=10)
+    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=typed)])
+    return client.wait(srv.call_async(request), timeout).results[0]

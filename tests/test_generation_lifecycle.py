@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 from nodes_helpers import NODE_SCRIPT, Client, camera_frame, tiny_model_dir, wait_until
-from ros_helpers import start_python
+from ros_helpers import set_param, start_python
 
 pytest.importorskip("rclpy")
 from action_msgs.msg import GoalStatus
@@ -28,9 +28,6 @@ from cosmos_ros_interfaces.action import PredictVideo
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import Transition
 from lifecycle_msgs.srv import GetState
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import SetParameters
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -168,18 +165,6 @@ def ensure_active(node: dict[str, Any]) -> None:
     assert state(node) == "active"
 
 
-def set_param(node: dict[str, Any], name: str, value: str | int) -> Any:
-    if isinstance(value, str):
-        typed = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    else:
-        typed = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    client = node["client"]
-    srv = client.node.create_client(SetParameters, f"{NODE}/set_parameters")
-    assert srv.wait_for_service(timeout_sec=10)
-    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=typed)])
-    return client.wait(srv.call_async(request), 10).results[0]
-
-
 def diagnostics(node: dict[str, Any], predicate=lambda values: True, timeout: float = 10.0) -> dict[str, str]:
     """The first /diagnostics values of this node that satisfy ``predicate``."""
     received = node["client"].collect(DiagnosticArray, "/diagnostics", 50)
@@ -238,8 +223,8 @@ def test_a_goal_while_busy_is_rejected_and_the_reason_is_logged_and_diagnosed(no
 
 def test_busy_policy_queue_serves_in_turn_and_rejects_beyond_max_queued_goals(node) -> None:
     ensure_active(node)
-    assert set_param(node, "busy_policy", "queue").successful
-    assert set_param(node, "max_queued_goals", 1).successful
+    assert set_param(node, "busy_policy", "queue", node=NODE).successful
+    assert set_param(node, "max_queued_goals", 1, node=NODE).successful
     try:
         long_handle, _ = start_long_goal(node)
         queued_fb: list = []
@@ -254,14 +239,14 @@ def test_busy_policy_queue_serves_in_turn_and_rejects_beyond_max_queued_goals(no
         assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.message
         assert result.queue_seconds > 0.3
     finally:
-        assert set_param(node, "busy_policy", "reject").successful
-    refused = set_param(node, "busy_policy", "sometimes")
+        assert set_param(node, "busy_policy", "reject", node=NODE).successful
+    refused = set_param(node, "busy_policy", "sometimes", node=NODE)
     assert not refused.successful and "reject, queue, preempt" in refused.reason
 
 
 def test_busy_policy_preempt_aborts_the_running_goal_with_the_reason(node) -> None:
     ensure_active(node)
-    assert set_param(node, "busy_policy", "preempt").successful
+    assert set_param(node, "busy_policy", "preempt", node=NODE).successful
     try:
         long_handle, _ = start_long_goal(node)
         newer = send(node, goal(seed=5))
@@ -273,7 +258,7 @@ def test_busy_policy_preempt_aborts_the_running_goal_with_the_reason(node) -> No
         status, new = result_of(node, newer)
         assert status == GoalStatus.STATUS_SUCCEEDED and new.success, new.message
     finally:
-        assert set_param(node, "busy_policy", "reject").successful
+        assert set_param(node, "busy_policy", "reject", node=NODE).successful
 
 
 def test_deactivate_aborts_the_running_goal_with_the_reason(node) -> None:
@@ -308,7 +293,7 @@ def test_lifecycle_manager_cycle_while_goals_run(node) -> None:
     assert transition(node, Transition.TRANSITION_ACTIVATE)
 
     # Again with a goal waiting behind the running one: both end with the reason.
-    assert set_param(node, "busy_policy", "queue").successful
+    assert set_param(node, "busy_policy", "queue", node=NODE).successful
     try:
         running, _ = start_long_goal(node, seed=7)
         waiting = send(node, goal(seed=8))
@@ -321,7 +306,7 @@ def test_lifecycle_manager_cycle_while_goals_run(node) -> None:
         status, result = result_of(node, send(node, goal(seed=9)))
         assert status == GoalStatus.STATUS_SUCCEEDED and result.success, result.message
     finally:
-        assert set_param(node, "busy_policy", "reject").successful
+        assert set_param(node, "busy_policy", "reject", node=NODE).successful
     assert node["proc"].poll() is None
     node["log"].assert_clean()
 

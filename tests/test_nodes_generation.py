@@ -19,14 +19,12 @@ from nodes_helpers import (
     tiny_model_dir,
     wait_until,
 )
-from ros_helpers import stop, wait_for_line
+from ros_helpers import set_param, stop, wait_for_line
 
 pytest.importorskip("rclpy")
 from cosmos_ros_interfaces.action import PredictVideo
 from cosmos_ros_interfaces.srv import ListAdapters
-from rcl_interfaces.msg import Parameter as ParameterMsg
-from rcl_interfaces.msg import ParameterType, ParameterValue
-from rcl_interfaces.srv import GetParameters, SetParameters
+from rcl_interfaces.srv import GetParameters
 from std_msgs.msg import Header
 
 from cosmos_ros.media.video import read_video
@@ -91,23 +89,6 @@ def run(setup, g: PredictVideo.Goal, feedback=None, timeout: float = 60.0):
     handle = client.send_goal(setup["action"], g, feedback)
     response = client.wait(handle.get_result_async(), timeout)
     return response.status, response.result
-
-
-def set_param(
-    setup, name: str, value: str | int | float, node: str = "/generation_node", timeout: float = 10.0
-):
-    """Set one parameter through the node's set_parameters service; returns its SetParametersResult."""
-    if isinstance(value, str):
-        typed = ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
-    elif isinstance(value, int):
-        typed = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value)
-    else:
-        typed = ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
-    client = setup["client"]
-    srv = client.node.create_client(SetParameters, f"{node}/set_parameters")
-    assert srv.wait_for_service(timeout_sec=10)
-    request = SetParameters.Request(parameters=[ParameterMsg(name=name, value=typed)])
-    return client.wait(srv.call_async(request), timeout).results[0]
 
 
 def set_adapter(setup, value: str, node: str = "/generation_node"):
