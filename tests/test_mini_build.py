@@ -99,3 +99,50 @@ def test_the_vae_starts_coding_each_latent_frame_from_its_own_frames() -> None:
         still_clip = to_input(np.repeat(frame[None], 5, axis=1), torch.device("cpu"))
         latents = vae.encode(still_clip).latent_dist.mode()
     torch.testing.assert_close(latents[:, :, 1], latents[:, :, 0], atol=1e-5, rtol=0)
+
+
+def test_a_vae_build_continues_from_a_saved_vae_and_keeps_its_record(
+    built: tuple[mb.MiniBuild, Path], tmp_path: Path
+) -> None:
+    """--vae-init: training starts from the saved weights, and the new record names the old one."""
+    from cosmos_ros.training.mini.vae_training import held_out_psnr
+    from diffusers import AutoencoderKLWan
+
+    b, _ = built
+    cont = mb.MiniBuild(work_dir=str(tmp_path), episodes_per_embodiment=1, held_out_episodes=1,
+                        vae_init=str(b.work / "vae"))  # fmt: skip
+    cont.vae.frame_steps, cont.vae.clip_steps, cont.vae.learning_rate = 1, 0, 0.0  # lr 0: weights kept
+    cont.vae.eval_every = 1
+    record = mb.stage_vae(cont, torch.device("cpu"))
+    assert record["continued_from"] == json.loads((b.work / "vae_record.json").read_text())
+    assert record["build"]["vae_init"] == str(b.work / "vae")
+    first = json.loads((b.work / "vae_record.json").read_text())["held_out_clip_psnr"]
+    assert record["held_out_clip_psnr"] == pytest.approx(first, abs=1e-6)
+    saved = AutoencoderKLWan.from_pretrained(tmp_path / "vae")
+    held, _ = mb._episodes(cont, held_out=True)
+    clips = mb._held_out_clips(held, cont.spec)
+    assert held_out_psnr(saved, clips, torch.device("cpu")) == pytest.approx(first, abs=1e-6)
+
+
+def test_a_vae_of_another_architecture_is_refused_by_name(tmp_path: Path) -> None:
+    from diffusers import AutoencoderKLWan
+
+    from cosmos_ros.model.mini import VAE_CONFIG
+
+    AutoencoderKLWan(**{**VAE_CONFIG, "base_dim": 8}).save_pretrained(tmp_path / "vae")
+    b = mb.MiniBuild(work_dir=str(tmp_path / "w"), vae_init=str(tmp_path / "vae"))
+    with pytest.raises(ValueError, match=r"vae_init .*vae: architecture differs .*'base_dim': 8"):
+        mb.stage_vae(b, torch.device("cpu"))
+    b.vae_init = str(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
+        mb.stage_vae(b, torch.device("cpu"))
+
+
+def test_overrides_set_nested_settings_and_refuse_unknown_names(tmp_path: Path) -> None:
+    settings = {"clip_stride": 4, "vae": {"clip_batch": 48}, "spec": {"clip_frames": 9}}
+    b = mb.apply_overrides(mb.MiniBuild(work_dir=str(tmp_path)), settings)
+    assert (b.clip_stride, b.vae.clip_batch, b.spec.clip_frames, b.vae.frame_batch) == (4, 48, 9, 64)
+    with pytest.raises(ValueError, match=r"override vae\.clip_btch: unknown setting; accepted: .*clip_batch"):
+        mb.apply_overrides(b, {"vae": {"clip_btch": 1}})
+    with pytest.raises(ValueError, match="override world: expected a JSON object, got 3"):
+        mb.apply_overrides(b, {"world": 3})

@@ -44,6 +44,9 @@ class MiniBuild:
     episodes_per_embodiment: int = 400
     held_out_episodes: int = 8
     clip_stride: int = 2
+    #: A trained VAE folder to continue from instead of a fresh (inflated) VAE; its sibling
+    #: vae_record.json, when present, is kept in the new record (``continued_from``).
+    vae_init: str | None = None
     spec: WorldSpec = field(default_factory=WorldSpec)
     vae: VaeTrainSettings = field(default_factory=VaeTrainSettings)
     world: WorldTrainSettings = field(default_factory=WorldTrainSettings)
@@ -56,6 +59,33 @@ class MiniBuild:
         data = asdict(self)
         data.pop("work_dir")
         return data
+
+
+def apply_overrides(build: MiniBuild, overrides: dict[str, Any]) -> MiniBuild:
+    """Set build fields from ``{"field": value, "vae": {"clip_batch": 48}, ...}`` (recorded as set).
+
+    Why: a GPU build tunes batch sizes and learning rates that have no flag of their own; an
+    unknown name is refused with the accepted ones, so a typo never trains with the default.
+    """
+    from dataclasses import fields, is_dataclass, replace
+
+    def merged(target: Any, values: Any, where: str) -> Any:
+        if not isinstance(values, dict):
+            name = where.rstrip(".") or "settings"
+            raise ValueError(f"override {name}: expected a JSON object, got {values!r}")
+        known = {f.name: f for f in fields(target) if f.name != "work_dir"}
+        changes = {}
+        for key, value in values.items():
+            if key not in known:
+                accepted = ", ".join(sorted(known))
+                raise ValueError(f"override {where}{key}: unknown setting; accepted: {accepted}")
+            current = getattr(target, key)
+            if is_dataclass(current):
+                value = merged(current, value, f"{where}{key}.")
+            changes[key] = value
+        return replace(target, **changes)
+
+    return merged(build, overrides, "")
 
 
 def pretrain_embodiments() -> list[str]:
@@ -120,18 +150,38 @@ def stage_vae(
 
     from .vae_training import held_out_psnr, inflate_from_frames, train_vae
 
+    if build.vae_init:  # before rendering: a wrong folder fails in a second, not minutes later
+        vae = _load_vae_init(Path(build.vae_init), VAE_CONFIG)
+    else:
+        torch.manual_seed(build.seed + 1)
+        vae = inflate_from_frames(AutoencoderKLWan(**VAE_CONFIG))
     started = time.monotonic()
     train, _ = _episodes(build, held_out=False)
     held, _ = _episodes(build, held_out=True)
     log.info("VAE: %d training episodes rendered in %.1f s", len(train), time.monotonic() - started)
-    torch.manual_seed(build.seed + 1)
-    vae = inflate_from_frames(AutoencoderKLWan(**VAE_CONFIG))
     record = train_vae(vae, train, _held_out_clips(held, build.spec), build.spec.clip_frames, build.vae,
                        device, build.work, progress)  # fmt: skip
     record["held_out_target_clip_psnr"] = held_out_psnr(vae, _target_clips(build), device)
+    record["build"] = build.to_dict()  # the settings this stage ran with (a stage may run elsewhere)
+    previous = Path(build.vae_init or "").parent / "vae_record.json"
+    if build.vae_init and previous.is_file():
+        record["continued_from"] = json.loads(previous.read_text())
     vae.to("cpu").save_pretrained(build.work / "vae", safe_serialization=True)
     _write_json(build.work / "vae_record.json", record)
     return record
+
+
+def _load_vae_init(folder: Path, config: dict[str, Any]) -> Any:
+    """The VAE to continue from; refused unless its architecture is cosmos-mini's."""
+    from diffusers import AutoencoderKLWan
+
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"vae_init {folder}: no config.json (expected a saved AutoencoderKLWan)")
+    vae = AutoencoderKLWan.from_pretrained(folder)
+    wrong = {k: vae.config[k] for k, v in config.items() if json.dumps(vae.config[k]) != json.dumps(v)}
+    if wrong:
+        raise ValueError(f"vae_init {folder}: architecture differs from cosmos-mini's VAE_CONFIG in {wrong}")
+    return vae
 
 
 def _target_clips(build: MiniBuild) -> np.ndarray:
@@ -182,6 +232,7 @@ def stage_transformer(
     ema, record = train_world_model(model, latents, index, text_table, row_of[""], (val_latents, val_index),
                                     build.world, device, build.work, progress)  # fmt: skip
     record["training_clips"] = len(latents)
+    record["build"] = build.to_dict()
     ema.to("cpu").save_pretrained(build.work / "transformer", safe_serialization=True, max_shard_size="10MB")
     _write_json(build.work / "world_record.json", record)
     return record

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
@@ -34,6 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--world-steps", type=int, default=12000, help=f"transformer steps {_D}")
     p.add_argument("--world-batch", type=int, default=64, help=f"transformer batch size {_D}")
     p.add_argument(
+        "--vae-init",
+        help="continue VAE training from this saved VAE folder (default: a fresh, inflated VAE)",
+    )
+    p.add_argument(
+        "--overrides",
+        metavar="JSON",
+        help='other build settings as JSON, e.g. \'{"vae": {"clip_batch": 48, "learning_rate": 5e-4}}\' '
+        "(names: the MiniBuild, VaeTrainSettings and WorldTrainSettings fields; default: none)",
+    )
+    p.add_argument(
         "--vae-seconds",
         type=float,
         default=None,
@@ -53,7 +64,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from cosmos_ros.progress import TqdmProgress
 
-    from .build import MiniBuild, stage_assemble, stage_prompts, stage_transformer, stage_vae
+    from .build import MiniBuild, apply_overrides, stage_assemble, stage_prompts, stage_transformer, stage_vae
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in stages if s not in STAGES]
@@ -63,10 +74,16 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("the 'assemble' stage writes the model folder: give -o/--output")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))  # fmt: skip
-    build = MiniBuild(work_dir=args.work, seed=args.seed, episodes_per_embodiment=args.episodes)
+    build = MiniBuild(work_dir=args.work, seed=args.seed, episodes_per_embodiment=args.episodes,
+                      vae_init=args.vae_init)  # fmt: skip
     build.vae.frame_steps, build.vae.clip_steps = args.vae_frame_steps, args.vae_clip_steps
     build.world.steps, build.world.batch = args.world_steps, args.world_batch
     build.vae.max_seconds, build.world.max_seconds = args.vae_seconds, args.world_seconds
+    if args.overrides:
+        try:
+            build = apply_overrides(build, json.loads(args.overrides))
+        except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+            raise CliError(f"--overrides: {exc}") from None
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
@@ -77,13 +94,13 @@ def _run(args: argparse.Namespace) -> int:
         if stage == "prompts":
             stage_prompts(build)
         elif stage == "vae":
-            bar = TqdmProgress(unit="step")
+            bar = TqdmProgress(unit="step" if args.vae_seconds is None else "s")
             record = stage_vae(build, device, bar)
             bar.close()
             print(f"  VAE held-out clip PSNR {record['held_out_clip_psnr']:.2f} dB "
                   f"(target embodiment {record['held_out_target_clip_psnr']:.2f} dB)")  # fmt: skip
         elif stage == "transformer":
-            bar = TqdmProgress(unit="step")
+            bar = TqdmProgress(unit="step" if args.world_seconds is None else "s")
             record = stage_transformer(build, device, bar)
             bar.close()
             print(f"  transformer held-out loss {record['curve'][-1]['val_loss_ema']:.4f}")

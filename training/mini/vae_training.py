@@ -47,6 +47,10 @@ class VaeTrainSettings:
     checkpoint_every: int = 1000
     #: Stop (and schedule the learning rate and phases) by wall time instead, when set.
     max_seconds: float | None = None
+    #: Run the training forward/backward under bfloat16 autocast on CUDA (weights, optimizer and
+    #: every held-out measurement stay float32). Off: the builds measured so far ran float32, and
+    #: a bf16 build's start of the clip phase was never compared with theirs. Ignored on the CPU.
+    bf16: bool = False
     seed: int = 0
 
 
@@ -113,7 +117,7 @@ def train_vae(
     start = _resume(work_dir, vae, optimizer, record)
     rng = np.random.default_rng([settings.seed, start])
     n, t_total = episodes.shape[:2]
-    watch = Stopwatch(progress, "train VAE", total)
+    watch = Stopwatch(progress, "train VAE", bar_total(total, settings.max_seconds))
     started = time.monotonic()
     frame_share = settings.frame_steps / total
     step = start
@@ -134,7 +138,9 @@ def train_vae(
             starts = rng.integers(0, t_total - clip_frames + 1, settings.clip_batch)
             batch = np.stack([episodes[p, s : s + clip_frames] for p, s in zip(picks, starts, strict=True)])
         x = to_input(batch, device)
-        rec, z = reconstruct(vae, x)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=settings.bf16 and device.type == "cuda"):
+            rec, z = reconstruct(vae, x)
+        rec, z = rec.float(), z.float()
         loss = torch.nn.functional.mse_loss(rec, x) + 0.5 * torch.nn.functional.l1_loss(rec, x)
         loss = loss + settings.latent_penalty * z.pow(2).mean()
         if x.shape[2] > 1 and settings.motion_weight > 0:
@@ -155,7 +161,9 @@ def train_vae(
             log.info("VAE step %d: loss %.5f, held-out clip PSNR %.2f dB", done, loss.item(), value)
         if done % settings.checkpoint_every == 0 and not finished:
             _checkpoint(work_dir, vae, optimizer, record, done)
-        watch.report(min(done, total), "frames" if in_frame_phase else "clips + frames", loss=loss.item())
+        phase = "frames" if in_frame_phase else "clips + frames"
+        where = bar_position(done, total, started, settings.max_seconds)
+        watch.report(where, phase, loss=loss.item(), step=done)
     record["steps_done"] = step
     vae.eval()
     set_latent_statistics(vae, episodes, clip_frames, device)
@@ -229,6 +237,18 @@ def run_progress(step: int, total: int, started: float, max_seconds: float | Non
     if max_seconds is None:
         return step / total
     return (time.monotonic() - started) / max_seconds
+
+
+def bar_total(steps: int, max_seconds: float | None) -> int:
+    """The progress bar's length: steps, or seconds when the run is timed (``max_seconds``)."""
+    return steps if max_seconds is None else round(max_seconds)
+
+
+def bar_position(step: int, steps: int, started: float, max_seconds: float | None) -> int:
+    """Where the progress bar stands, in the unit :func:`bar_total` chose."""
+    if max_seconds is None:
+        return min(step, steps)
+    return min(round(time.monotonic() - started), round(max_seconds))
 
 
 def _checkpoint(work_dir: Path, vae: Any, optimizer: Any, record: dict[str, Any], step: int) -> None:

@@ -31,7 +31,7 @@ from cosmos_ros.training.objective import (
 
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 
-from .vae_training import run_progress
+from .vae_training import bar_position, bar_total, run_progress
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ def train_world_model(
     start = _resume(work_dir, model, ema, optimizer, record)
     latents, prompt_index, text_table = latents.to(device), prompt_index.to(device), text_table.to(device)
     generator = torch.Generator().manual_seed(settings.seed * 7919 + start)
-    watch = Stopwatch(progress, "train transformer", settings.steps)
+    watch = Stopwatch(progress, "train transformer", bar_total(settings.steps, settings.max_seconds))
     started = time.monotonic()
     step = start
     while (progress := run_progress(step, settings.steps, started, settings.max_seconds)) < 1.0:
@@ -162,7 +162,8 @@ def train_world_model(
             log.info("transformer step %d: loss %.4f, held-out loss (EMA) %.4f", done, loss.item(), value)
         if done % settings.checkpoint_every == 0 and not finished:
             _checkpoint(work_dir, model, ema, optimizer, record, done)
-        watch.report(min(done, settings.steps), loss=loss.item())
+        where = bar_position(done, settings.steps, started, settings.max_seconds)
+        watch.report(where, loss=loss.item(), step=done)
     record["steps_done"] = step
     return ema, record
 
