@@ -11,7 +11,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cosmos_ros.bag_tools.readers import IMAGE_TYPES, ROS2_METADATA, bag_format, bags_in_folder, open_bag
+from cosmos_ros.bag_tools.readers import (
+    IMAGE_TYPES,
+    ROS2_METADATA,
+    VIDEO_TYPES,
+    bag_format,
+    bags_in_folder,
+    normalize_msgtype,
+    open_bag,
+    stream_format,
+)
+
+from cosmos_ros.media.video_stream import VideoStreamDecoder, VideoStreamError
 
 
 @dataclass
@@ -49,8 +60,18 @@ class BagInfo:
 
 def _first_image(reader: Any, conns: list[Any]) -> tuple[int | None, int | None, str | None]:
     """(height, width, encoding) of the topic's first message."""
+    video = None
     for conn, _, raw in reader.messages(connections=conns):
         msg = reader.deserialize(raw, conn.msgtype)
+        if normalize_msgtype(conn.msgtype) in VIDEO_TYPES:  # decode up to the first picture
+            try:
+                video = video or VideoStreamDecoder(conn.topic, stream_format(msg))
+                rgb = video.decode(msg.data)
+            except VideoStreamError:
+                return None, None, stream_format(msg)
+            if rgb is not None:
+                return int(rgb.shape[0]), int(rgb.shape[1]), video.format
+            continue
         if hasattr(msg, "encoding"):
             return int(msg.height), int(msg.width), str(msg.encoding)
         from cosmos_ros.media.ros_image import compressed_to_rgb

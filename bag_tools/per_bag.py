@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from cosmos_ros.bag_tools.clip_writer import BackgroundWriter
 from cosmos_ros.bag_tools.clips import ClipAssembler, FrameDecoder, SkippedWindow, Window
 from cosmos_ros.bag_tools.convert_config import STATE_DIR, ConvertConfig
@@ -30,17 +31,20 @@ from cosmos_ros.bag_tools.dataset_format import (
 from cosmos_ros.bag_tools.prompts import compose_prompt, load_prompt_map, no_match_message, prompt_for_bag
 from cosmos_ros.bag_tools.readers import (
     IMAGE_TYPES,
+    VIDEO_TYPES,
     BagError,
     bag_sha256_in_background,
     describe_topics,
     header_stamp_ns,
     open_bag,
     slug,
+    stream_format,
     topic_table,
 )
 from cosmos_ros.bag_tools.resample import GridPoint, NearestResampler
 
 from cosmos_ros.atomic import atomic_write_text
+from cosmos_ros.media.video_stream import VideoStreamDecoder, VideoStreamError
 
 
 @dataclass
@@ -181,8 +185,8 @@ class _BagConverter:
         from cosmos_ros.media.frame_fit import fit_frame
         from cosmos_ros.media.ros_image import message_to_rgb
 
-        try:
-            rgb = message_to_rgb(msg)
+        try:  # CompressedVideo packets were decoded while reading (they depend on each other)
+            rgb = msg if isinstance(msg, np.ndarray) else message_to_rgb(msg)
         except ValueError as exc:
             raise BagError(f"bag {self.bag}: {exc}") from exc
         return fit_frame(rgb, self.config.height, self.config.width, self.config.fit)
@@ -200,6 +204,7 @@ class _BagConverter:
         per_topic = dict.fromkeys(topics, 0)
         zero_stamps = dict.fromkeys(topics, 0)
         spans: dict[str, list[int]] = {}
+        videos: dict[str, VideoStreamDecoder] = {}
         try:
             for conn, recv_ns, raw in reader.messages(connections=conns):
                 if conn.topic == cfg.prompt_topic:
@@ -214,6 +219,13 @@ class _BagConverter:
                     continue
                 msg = reader.deserialize(raw, conn.msgtype)
                 stamp = header_stamp_ns(msg) if self.time_source == "header" else int(recv_ns)
+                if self.table[conn.topic][0] in VIDEO_TYPES:
+                    decoder = videos.get(conn.topic) or videos.setdefault(
+                        conn.topic, VideoStreamDecoder(conn.topic, stream_format(msg))
+                    )
+                    msg = decoder.decode(msg.data)
+                    if msg is None:  # before the first keyframe
+                        continue
                 self.result.frames_read += 1
                 per_topic[conn.topic] += 1
                 pending_frames += 1
@@ -236,12 +248,24 @@ class _BagConverter:
                     self._on_point(episode, conn.topic, point)
         except BagError:
             raise
+        except VideoStreamError as exc:
+            raise BagError(f"bag {self.bag}: {exc}") from exc
         except Exception as exc:  # damaged chunk, truncated file, bad CDR; or a failed clip write
             if exc is self.writer.error:
                 raise
             raise BagError(
                 f"bag {self.bag}: read failed after {self.result.frames_read} frames: {exc}"
             ) from exc
+        for decoder in videos.values():
+            try:
+                decoder.check_started()
+            except VideoStreamError as exc:
+                raise BagError(f"bag {self.bag}: {exc}") from exc
+            if decoder.skipped_before_keyframe:
+                self.result.warnings.append(
+                    f"{decoder.topic}: {decoder.skipped_before_keyframe} {decoder.format} packet(s) before "
+                    "the first keyframe left out (the recording began mid-stream; nothing can decode them)"
+                )
         if episode is not None:
             self._finish_episode(episode)
         self.on_frames(pending_frames)

@@ -19,7 +19,14 @@ from typing import Any
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
-IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE)
+#: Foxglove's compressed video (H.264/H.265/VP9/AV1 packets; decoded in order, media/video_stream.py).
+COMPRESSED_VIDEO_TYPE = "foxglove_msgs/msg/CompressedVideo"
+#: image_transport's ffmpeg plugin: the same kind of packets, codec named by the encoder.
+FFMPEG_PACKET_TYPE = "ffmpeg_image_transport_msgs/msg/FFMPEGPacket"
+#: Types whose messages are packets of one video stream (decoded in order, not one by one).
+VIDEO_TYPES: tuple[str, ...] = (COMPRESSED_VIDEO_TYPE, FFMPEG_PACKET_TYPE)
+#: Camera message types the tools convert (the name says images; video packets become images).
+IMAGE_TYPES: tuple[str, ...] = (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE, *VIDEO_TYPES)
 TIME_SOURCES: tuple[str, ...] = ("header", "receive")
 ROS2_METADATA = "metadata.yaml"
 
@@ -409,9 +416,14 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "x"
 
 
+def stream_format(msg: Any) -> str:
+    """A video packet message's codec text: CompressedVideo ``format`` or FFMPEGPacket ``encoding``."""
+    return str(msg.format if hasattr(msg, "format") else msg.encoding)
+
+
 def header_stamp_ns(msg: Any) -> int:
-    """A message's header stamp in ns (0 when the publisher never set it)."""
-    stamp = msg.header.stamp
+    """A message's header stamp in ns (0 when the publisher never set it); CompressedVideo's ``timestamp``."""
+    stamp = msg.header.stamp if hasattr(msg, "header") else msg.timestamp
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 

@@ -76,21 +76,33 @@ def test_row_padding_is_removed() -> None:
     assert np.array_equal(image_to_rgb(_msg(rgb, "bgr8", pad=7)), rgb)
 
 
-@pytest.mark.parametrize("fmt", ["jpeg", "png", "rgb8; jpeg compressed bgr8"])
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "rgb8; jpeg compressed bgr8", "webp", "bmp", "tiff"])
 def test_compressed(fmt: str) -> None:
     rgb = _scene()
-    ext = ".png" if "png" in fmt else ".jpg"
+    ext = {"webp": ".webp", "bmp": ".bmp", "tiff": ".tiff"}.get(fmt, ".png" if "png" in fmt else ".jpg")
     _, buf = cv2.imencode(ext, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     msg = types.SimpleNamespace(format=fmt, data=array.array("B", buf.tobytes()))
     out = message_to_rgb(msg)
-    assert np.abs(out.astype(int) - rgb).mean() < (0.01 if ext == ".png" else 3)
+    assert np.abs(out.astype(int) - rgb).mean() < (3 if ext in (".jpg", ".webp") else 0.01)
+
+
+def test_compressed_depth_png_skips_its_config_header() -> None:
+    """image_transport's compressedDepth: 12 header bytes, then a 16-bit PNG (shown like mono16)."""
+    depth = (np.arange(48 * 64, dtype=np.uint32).reshape(48, 64) * 20).astype(np.uint16)
+    _, png = cv2.imencode(".png", depth)
+    msg = types.SimpleNamespace(format="16UC1; compressedDepth png", data=bytes(12) + png.tobytes())
+    out = message_to_rgb(msg)
+    expected = np.round(depth.astype(np.float32) * 255 / 65535).astype(np.uint8)
+    assert np.array_equal(out[..., 0], expected) and np.array_equal(out[..., 2], expected)
 
 
 def test_unsupported_encoding_is_named() -> None:
     msg = types.SimpleNamespace(encoding="32FC1", height=2, width=2, step=8, data=bytes(16), is_bigendian=0)
     with pytest.raises(ValueError, match=r"'32FC1'.*accepted: rgb8"):
         image_to_rgb(msg)
-    with pytest.raises(ValueError, match="'tiff'"):
+    with pytest.raises(ValueError, match=r"'theora'.*accepted: .*jpeg, png"):
+        compressed_to_rgb(types.SimpleNamespace(format="theora", data=b"xx"))
+    with pytest.raises(ValueError, match="cannot decode 'tiff'"):
         compressed_to_rgb(types.SimpleNamespace(format="tiff", data=b"xx"))
     with pytest.raises(ValueError, match="too short"):
         image_to_rgb(

@@ -37,6 +37,10 @@ RAW_ENCODINGS: dict[str, tuple[str, int]] = {
 }
 #: Compressed formats accepted by :func:`compressed_to_rgb` (matched on the ``format`` string).
 COMPRESSED_FORMATS: tuple[str, ...] = ("jpeg", "png")
+#: Other picture formats OpenCV decodes that CompressedImage publishers write (also accepted).
+OTHER_PICTURE_FORMATS: tuple[str, ...] = ("jpg", "webp", "bmp", "tiff", "tif", "jp2")
+#: image_transport's compressedDepth plugin puts a 12-byte config header before its PNG.
+_DEPTH_HEADER_BYTES = 12
 
 # Encodings rosbags-image does not name the way ROS drivers write them.
 _ALIASES = {"8UC1": "mono8", "8UC3": "bgr8", "16UC1": "mono16"}
@@ -56,7 +60,8 @@ def _as_bytes_view(data: Any) -> np.ndarray:
 def _unsupported(encoding: str) -> ValueError:
     return ValueError(
         f"unsupported image encoding {encoding!r}; accepted: {', '.join(RAW_ENCODINGS)} "
-        f"(sensor_msgs/Image) or {', '.join(COMPRESSED_FORMATS)} (sensor_msgs/CompressedImage)"
+        f"(sensor_msgs/Image) or {', '.join((*COMPRESSED_FORMATS, *OTHER_PICTURE_FORMATS))} "
+        "(sensor_msgs/CompressedImage, compressedDepth png too)"
     )
 
 
@@ -101,10 +106,14 @@ def compressed_to_rgb(msg: Any) -> np.ndarray:
     import cv2
 
     fmt = str(msg.format).lower()
-    # ROS formats look like "jpeg", "png", "rgb8; jpeg compressed bgr8" or "mono8; png compressed".
-    if not any(name in fmt for name in (*COMPRESSED_FORMATS, "jpg")):
+    # ROS formats look like "jpeg", "png", "rgb8; jpeg compressed bgr8", "mono8; png compressed"
+    # or "16UC1; compressedDepth png" (a depth picture, shown as 8-bit grey like mono16).
+    if not any(name in fmt for name in (*COMPRESSED_FORMATS, *OTHER_PICTURE_FORMATS)):
         raise _unsupported(str(msg.format))
-    image = cv2.imdecode(_as_bytes_view(msg.data), cv2.IMREAD_UNCHANGED)
+    data = _as_bytes_view(msg.data)
+    if "compresseddepth" in fmt:
+        data = data[_DEPTH_HEADER_BYTES:]
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ValueError(f"cannot decode {msg.format!r} compressed image ({len(msg.data)} bytes)")
     if image.dtype == np.uint16:
