@@ -1,7 +1,10 @@
-"""Benchmark: bag conversion frames/s vs the raw read + decode rate of the same bag, and peak RSS
-for a small and a 4x larger bag (targets: >= 0.8 of the raw rate with one worker; flat RSS).
+"""Benchmark: bag conversion frames/s vs the raw read + decode rate of the same bag and vs the
+encoder-only rate of the same output (encoding the converted clips' frames again, nothing else: the
+real bound of a converter that must write H.264), and peak RSS for a small and a 4x larger bag
+(targets: >= 0.8 of the raw rate with one worker; flat RSS).
 
-    python benchmarks/bench_bag_convert.py [--frames 300] [--height 480 --width 640] [--encoding rgb8]
+    python benchmarks/bench_bag_convert.py [--frames 300] [--height 480 --width 640] [--encoding rgb8] \
+        [-o benchmarks/results/bag_convert.json]
 
 Each measurement runs in its own subprocess so its peak RSS (ru_maxrss) is its own.
 """
@@ -41,6 +44,20 @@ def _convert(bag: str, out: str, height: str, width: str, clip_frames: str) -> d
     return {"frames": report.frames_read, "seconds": time.monotonic() - start, "clips": len(report.clips)}
 
 
+def _encode_only(dataset: str, out: str) -> dict[str, float]:
+    """Seconds to H.264-encode the dataset's clips again (frames decoded beforehand, not timed)."""
+    from cosmos_ros.bag_tools.dataset_format import load_dataset
+
+    from cosmos_ros.media.video import read_video, write_video
+
+    clips = load_dataset(dataset).clips
+    videos = [(read_video(Path(dataset) / c.video)[0], c.fps) for c in clips]
+    start = time.monotonic()
+    for i, (frames, fps) in enumerate(videos):
+        write_video(Path(out) / f"{i}.mp4", frames, fps)
+    return {"frames_encoded": sum(len(v) for v, _ in videos), "seconds": time.monotonic() - start}
+
+
 def _child(mode: str, *args: str) -> dict[str, float]:
     code = (
         "import json, resource, sys; sys.path.insert(0, 'benchmarks'); import bench_bag_convert as b; "
@@ -61,6 +78,7 @@ def main() -> None:
     parser.add_argument("--encoding", default="rgb8", help="source encoding (default: rgb8)")
     parser.add_argument("--target", default="432x768", help="output resolution (default: 432x768)")
     parser.add_argument("--clip-frames", type=int, default=33, help="clip length (default: 33)")
+    parser.add_argument("-o", "--output", help="also write the rows as JSON here (default: print only)")
     args = parser.parse_args()
     from cosmos_ros.bag_tools.synthetic import SynthSpec, write_synthetic_bag
 
@@ -77,13 +95,20 @@ def main() -> None:
             conv = _child(
                 "convert", str(bag), str(Path(tmp) / f"ds_x{scale}"), str(th), str(tw), str(args.clip_frames)
             )
+            encoded = Path(tmp) / f"enc_x{scale}"
+            encoded.mkdir()
+            enc = _child("encode_only", str(Path(tmp) / f"ds_x{scale}"), str(encoded))
             raw_fps, conv_fps = raw["frames"] / raw["seconds"], conv["frames"] / conv["seconds"]
+            enc_fps = conv["frames"] / enc["seconds"]  # source frames/s if encoding were all the work
             rows.append(
                 {
                     "bag_frames": raw["frames"],
                     "raw_read_decode_fps": round(raw_fps, 1),
                     "convert_fps": round(conv_fps, 1),
                     "ratio": round(conv_fps / raw_fps, 3),
+                    "encode_only_fps": round(enc_fps, 1),
+                    "ratio_to_encode_only": round(conv_fps / enc_fps, 3),
+                    "frames_encoded": enc["frames_encoded"],
                     "clips": conv["clips"],
                     "raw_peak_rss_mb": round(raw["peak_rss_mb"], 1),
                     "convert_peak_rss_mb": round(conv["peak_rss_mb"], 1),
@@ -96,6 +121,14 @@ def main() -> None:
     )
     growth = rows[1]["convert_peak_rss_mb"] - rows[0]["convert_peak_rss_mb"]
     print(f"convert peak RSS growth, small -> 4x bag: {growth:+.1f} MB")
+    if args.output:
+        import common
+
+        settings = {
+            k: getattr(args, k) for k in ("frames", "height", "width", "encoding", "target", "clip_frames")
+        }
+        results = {"benchmark": "bag_convert", "settings": settings, "rows": rows}
+        common.write_results(args.output, {**results, "environment": common.environment()})
 
 
 if __name__ == "__main__":
