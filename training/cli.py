@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import sys
 import textwrap
@@ -55,6 +57,13 @@ def register(subparsers: Any) -> None:
         help="override one config field (value read as YAML); repeatable, applied in order",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: shown)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary on stdout (output folder, adapter, steps, final/best losses, "
+        "validation figures, registered version) instead of text; progress, warnings and errors stay "
+        "on stderr, exit codes unchanged (default: text)",
+    )
     parser.set_defaults(func=_handle)
 
 
@@ -85,6 +94,11 @@ def _handle(args: argparse.Namespace) -> int:
         if progress is not None:
             progress.close()
     if interrupted is not None:
+        if main_process and getattr(args, "json", False):
+            summary = {"ok": False, "interrupted": True, "output_dir": str(cfg.output_dir),
+                       "checkpoint_step": interrupted.step, "checkpoint": str(interrupted.checkpoint),
+                       "resume_command": resume_command(args)}  # fmt: skip
+            print(json.dumps(summary, indent=2))
         if main_process:
             print(
                 f"cosmos-ros: training interrupted; checkpoint of step {interrupted.step}: "
@@ -92,7 +106,9 @@ def _handle(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return 128 + interrupted.signum  # 130 for Ctrl-C, 143 for SIGTERM
-    if main_process and result.already_complete:
+    if main_process and getattr(args, "json", False):
+        print(json.dumps(train_summary(cfg, result), indent=2, default=str))
+    elif main_process and result.already_complete:
         print(
             f"run already complete: {cfg.output_dir} holds its last checkpoint (step {result.steps_done} of "
             f"max_steps); adapter {result.adapter_dir} left as it was. Raise max_steps to train further, "
@@ -113,6 +129,42 @@ def _handle(args: argparse.Namespace) -> int:
     return 0
 
 
+def _figure(value: Any) -> float | int | None:
+    """A number as strict JSON holds it: NaN/inf (unmeasured) and non-numbers become null."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def train_summary(cfg: Any, result: Any) -> dict[str, Any]:
+    """The figures of the text summary of ``train``, as one JSON-ready mapping.
+
+    ``best_loss`` is the lowest single-step training loss the run recorded (its checkpoint's record
+    for a finished run; null when there is none); ``final_loss`` is the mean of its last 10 steps,
+    as the text prints it.
+    """
+    metrics = dict(result.metrics)
+    validation = {key: _figure(value) for key, value in sorted(metrics.items()) if key.startswith("val_")}
+    finite = [loss for loss in result.losses if math.isfinite(loss)]
+    return {
+        "ok": True,
+        "output_dir": str(cfg.output_dir),
+        "adapter": str(result.adapter_dir) if result.adapter_dir is not None else None,
+        "already_complete": bool(result.already_complete),
+        "steps": result.steps_done,
+        "adapter_type": cfg.adapter_type,
+        "final_loss": _figure(metrics.get("final_loss")),
+        "best_loss": min(finite) if finite else None,
+        "probe_loss_start": _figure(result.probe_loss_start),
+        "probe_loss_end": _figure(result.probe_loss_end),
+        "median_step_seconds": _figure(metrics.get("median_step_seconds")),
+        "validation": validation,
+        "registry": cfg.registry,
+        "registered_as": result.registered_as,
+        "registered_now": bool(result.registered_now),
+    }
+
+
 def resume_command(args: argparse.Namespace) -> str:
     """The command line that continues an interrupted run: this one, with ``resume=auto``.
 
@@ -131,6 +183,8 @@ def resume_command(args: argparse.Namespace) -> str:
         words += ["--set", "resume=auto"]
     if args.no_progress:
         words.append("--no-progress")
+    if getattr(args, "json", False):
+        words.append("--json")
     line = shlex.join(words)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         line += "   (under the same launcher, e.g. torchrun, as before)"

@@ -30,6 +30,7 @@ from cosmos_ros.model.adapter_folder import (
 
 from .adapters import adapter_config_dict, stock_lora_state_dict
 from .checkpoints import RESUME_MUST_MATCH, same_value
+from .model_card import CARD_NAME, model_card
 
 if TYPE_CHECKING:
     from .config import TrainConfig
@@ -58,9 +59,13 @@ def code_version() -> str:
 
 
 def write_adapter_folder(
-    transformer: torch.nn.Module, folder: str | os.PathLike[str], metadata: AdapterMetadata
+    transformer: torch.nn.Module,
+    folder: str | os.PathLike[str],
+    metadata: AdapterMetadata,
+    card: str | None = None,
 ) -> Path:
-    """Write weights + ``adapter_metadata.json`` into ``folder`` atomically (replacing it)."""
+    """Write weights + ``adapter_metadata.json`` (+ the model card ``README.md`` when given, default
+    none) into ``folder`` atomically (replacing it), so a folder never lacks its card."""
     from diffusers import Cosmos2_5_PredictBasePipeline
 
     state = stock_lora_state_dict(transformer)
@@ -73,6 +78,8 @@ def write_adapter_folder(
         )
         sort_safetensors_metadata(tmp / WEIGHTS_NAME)  # the same adapter, the same bytes
         write_adapter_metadata(tmp, metadata)
+        if card is not None:
+            (tmp / CARD_NAME).write_text(card, encoding="utf-8")
     return Path(folder)
 
 
@@ -139,7 +146,9 @@ def write_output(
     started_at: str,
     output_dir: Path,
 ) -> Path:
-    """The run's adapter folder with its metadata (registering is :func:`ensure_registered`)."""
+    """The run's adapter folder with its metadata and model card (registering is
+    :func:`ensure_registered`); the card names the adapter as the registry will (adapter_name, else
+    the output folder's name)."""
     meta = AdapterMetadata(
         adapter_type=cfg.adapter_type,  # type: ignore[arg-type]
         rank=cfg.rank,
@@ -154,4 +163,5 @@ def write_output(
         started_at=started_at,
         finished_at=datetime.now(timezone.utc).isoformat(),
     )
-    return write_adapter_folder(transformer, output_dir / "adapter", meta)
+    card = model_card(meta, name=cfg.adapter_name or output_dir.name)
+    return write_adapter_folder(transformer, output_dir / "adapter", meta, card)

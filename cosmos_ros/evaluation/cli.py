@@ -127,6 +127,13 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="replace the results of an earlier evaluation in OUT (default: refuse a non-empty OUT)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary on stdout (files written, rows, the summary table incl. the still "
+        "baseline, registry and gate results) instead of text; non-finite values as in metrics.json "
+        '("Infinity", "NaN"); progress and errors stay on stderr, exit codes unchanged (default: text)',
+    )
     _add_generation_options(parser)
     parser.set_defaults(func=_eval)
 
@@ -262,10 +269,13 @@ def _eval(args: argparse.Namespace) -> int:
         raise
     finally:
         bar.close()
-    print(f"metrics: {out}/metrics.json")
-    if not args.no_report:
-        print(f"report:  {write_report(out, results)}")
-    _print_summary(results)
+    report = None if args.no_report else write_report(out, results)
+    if not args.json:
+        print(f"metrics: {out}/metrics.json")
+        if report is not None:
+            print(f"report:  {report}")
+        _print_summary(results)
+    published: dict[str, dict[str, Any]] = {}
     if registry and not args.no_registry:
         from cosmos_ros.evaluation.gate import publish_results
         from cosmos_ros.registry import InvalidNameError, RegistryError
@@ -276,14 +286,19 @@ def _eval(args: argparse.Namespace) -> int:
             raise CliError(
                 f"results are in {out}/metrics.json but were not published to registry {registry}: {exc}"
             ) from exc
-        for ref, info in published.items():
+        for ref, info in {} if args.json else published.items():  # --json: in the document instead
             verdict = "" if info["passed"] is None else (" gate PASSED" if info["passed"] else " gate FAILED")
             print(f"registry: {ref}: results attached;{verdict} status {info['status']}")
             for check in info["checks"]:
                 print(f"    {'ok  ' if check['passed'] else 'FAIL'} {check['metric']}: {check['reason']}")
-        if any(info["passed"] is False for info in published.values()):
-            return GATE_FAILED_EXIT
-    return 0
+    failed = any(info["passed"] is False for info in published.values())
+    if args.json:
+        from cosmos_ros.evaluation.eval_json import eval_summary
+
+        document = eval_summary(results, out=out, report=report, registry=registry, published=published,
+                                gate=gate, publishing=bool(registry and not args.no_registry))  # fmt: skip
+        print(json.dumps(document, indent=2, allow_nan=False))
+    return GATE_FAILED_EXIT if failed else 0
 
 
 #: What an evaluation writes into OUT; --overwrite removes only these.

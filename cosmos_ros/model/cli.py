@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cosmos_ros.cli import CliError
 
@@ -105,6 +106,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--approximate",
         action="store_true",
         help="opt-in approximate mode: about 2x fewer transformer forwards, output differs",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON summary on stdout (files written, frames, size, fps, seconds, adapter used, "
+        "settings) instead of the video's path; progress and errors stay on stderr, exit codes "
+        "unchanged (default: text)",
     )
     p.set_defaults(func=_predict)
 
@@ -293,8 +301,52 @@ def _predict(args: argparse.Namespace) -> int:
         atomic_write_text(out.with_suffix(".json"), json.dumps(result.metadata, indent=2, default=str))
     finally:
         rt.close()
-    print(out)
+    if args.json:
+        registry = None
+        if adapter is not None:  # --adapter was a registry reference
+            from cosmos_ros.registry import default_registry_path
+
+            registry = str(Path(args.registry).expanduser() if args.registry else default_registry_path())
+        print(json.dumps(predict_summary(out, result, args.adapter, registry), indent=2))
+    else:
+        print(out)
     return 0
+
+
+def predict_summary(
+    video: Path, result: PredictionResult, adapter: str | None, registry: str | None
+) -> dict[str, Any]:
+    """The figures of one prediction as one JSON-ready mapping (``predict --json``).
+
+    ``adapter`` is what --adapter named (null: the base alone), ``adapter_id`` what it resolved to
+    (the registry version for a reference), ``registry`` the registry it came from (null for a
+    folder or file); ``seconds`` is the runtime's total (prompt encoding + generation).
+    """
+    metadata = result.metadata
+    count, height, width = (int(n) for n in result.frames.shape[:3])
+    timings = {key: float(value) for key, value in metadata.get("timings", {}).items()}
+    settings = metadata.get("settings", {})
+    return {
+        "ok": True,
+        "video": str(video),
+        "files": [str(path) for path in output_files(video)],
+        "metadata": str(video.with_suffix(".json")),
+        "frames": count,
+        "height": height,
+        "width": width,
+        "fps": float(result.fps),
+        "seconds": timings.get("total_s"),
+        "timings": timings,
+        "adapter": adapter,
+        "adapter_id": metadata.get("adapter_id"),
+        "registry": registry,
+        "seed": metadata.get("seed"),
+        "preset": settings.get("preset"),
+        "steps": settings.get("steps"),
+        "engine": settings.get("engine"),
+        "device": settings.get("device"),
+        "dtype": settings.get("dtype"),
+    }
 
 
 #: Request settings (as the runtime's errors name them) -> the predict option that sets them.
@@ -368,7 +420,8 @@ def _registry_adapter(args: argparse.Namespace):
     except (RegistryError, FileNotFoundError, ValueError) as exc:
         raise CliError(f"--adapter {args.adapter} (registry {registry}): {exc}") from exc
     record = loadable.record
-    print(f"adapter {record.adapter_id} ({record.status}) from registry {registry}")
+    where = sys.stderr if getattr(args, "json", False) else sys.stdout  # stdout holds only the JSON
+    print(f"adapter {record.adapter_id} ({record.status}) from registry {registry}", file=where)
     return loadable
 
 
