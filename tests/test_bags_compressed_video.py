@@ -151,8 +151,5 @@ def test_an_unsupported_video_format_is_named_with_the_accepted_ones(
     bag = write_video_bag(tmp_path / "mjpeg", packets, range(SPEC.frames), fmt="mjpeg")
     result = _convert(bag, tmp_path / "ds")
     assert result.returncode != 0
-    assert (
-        "video format 'mjpeg' is not supported; accepted: h264, h265, hevc, vp9, av1"
-        in result.stderr
-    )
+    assert "video format 'mjpeg' is not supported; accepted: h264, h265, hevc, vp9, av1" in result.stderr
     assert "Traceback" not in result.stderr

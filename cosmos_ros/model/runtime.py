@@ -160,6 +160,7 @@ class CosmosRuntime:
         compile: bool = False,
         compile_cache_dir: str | os.PathLike[str] | None = None,
         attention_backend: str | None = None,
+        context_parallel: Any = None,
     ) -> CosmosRuntime:
         """Load a local diffusers directory strictly offline (no hub access, safetensors only).
 
@@ -170,7 +171,10 @@ class CosmosRuntime:
         block (fast engine; kernels cached under ``compile_cache_dir``, default a
         ``TORCHINDUCTOR_CACHE_DIR`` the user set, else ``~/.cache/cosmos_ros/torch_compile``).
         ``attention_backend``: a diffusers attention backend name such as ``_native_cudnn``
-        (None: PyTorch's own choice).
+        (None: PyTorch's own choice). ``context_parallel``: a diffusers ``ContextParallelConfig``
+        that splits each prediction's tokens over the ranks of the initialised torch.distributed
+        group (every rank loads the same model and makes the same calls; README "Scaling out");
+        None (default): this device alone.
         """
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         import torch
@@ -181,6 +185,10 @@ class CosmosRuntime:
         if compile and engine != "fast":
             raise ValueError(
                 "compile=True needs engine='fast' (peft layers would be recompiled on every swap)"
+            )
+        if context_parallel is not None and (compile or cpu_offload):
+            raise ValueError(
+                "context_parallel needs compile=False and cpu_offload=False (not tested together yet)"
             )
         layout = loading.validate_model_dir(model_dir)
         if (why := loading.missing_bytecode()) is not None:
@@ -212,6 +220,10 @@ class CosmosRuntime:
             pipe.to(device)
         if attention_backend:
             pipe.transformer.set_attention_backend(attention_backend)
+        if context_parallel is not None:
+            from .context_parallel import enable_context_parallel
+
+            enable_context_parallel(pipe.transformer, context_parallel)
         if compile:
             cache = fast_sampler.compile_transformer(pipe.transformer, cache_dir=compile_cache_dir)
             log.info("compiled kernels are cached in %s", cache)
