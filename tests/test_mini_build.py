@@ -54,6 +54,7 @@ def test_the_model_records_its_build_curves_and_the_vae_shortcut_check(
     assert "ceiling_arm" not in record["pretrain_embodiments"]
     assert [p["step"] for p in record["vae"]["curve"]] == [2]
     assert np.isfinite(record["vae"]["later_latents_effect_db"])
+    assert np.isfinite(record["vae"]["curve"][-1]["later_latents_effect_db"])  # watched while training
     assert record["transformer"]["steps_done"] == 2 and record["transformer"]["curve"][-1]["val_loss_ema"] > 0
     card = (out / "README.md").read_text()
     assert card.startswith("---\nlibrary_name: diffusers") and "not Cosmos quality" in card

@@ -154,16 +154,20 @@ def train_vae(
         if done % settings.eval_every == 0 or finished:
             vae.eval()
             value = held_out_psnr(vae, held_out, device)
+            effect = later_latents_effect(vae, held_out[:4], device)  # a first-frame decoder shows early
             vae.train()
+            seconds = round(time.monotonic() - started, 1)
             point = {"step": done, "loss": loss.item(), "held_out_clip_psnr": value,
-                     "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
+                     "later_latents_effect_db": effect, "seconds": seconds}  # fmt: skip
             record["curve"].append(point)
-            log.info("VAE step %d: loss %.5f, held-out clip PSNR %.2f dB", done, loss.item(), value)
+            log.info("VAE step %d: loss %.5f, held-out clip PSNR %.2f dB, later-latents effect %.1f dB "
+                     "(above ~40: decoding from the first latent frame)", done, loss.item(), value,
+                     effect)  # fmt: skip
         if done % settings.checkpoint_every == 0 and not finished:
             _checkpoint(work_dir, vae, optimizer, record, done)
         phase = "frames" if in_frame_phase else "clips + frames"
         where = bar_position(done, total, started, settings.max_seconds)
-        watch.report(where, phase, loss=loss.item(), step=done)
+        watch.report(where, phase, loss=loss.item(), steps=done)
     record["steps_done"] = step
     vae.eval()
     set_latent_statistics(vae, episodes, clip_frames, device)

@@ -163,7 +163,7 @@ def train_world_model(
         if done % settings.checkpoint_every == 0 and not finished:
             _checkpoint(work_dir, model, ema, optimizer, record, done)
         where = bar_position(done, settings.steps, started, settings.max_seconds)
-        watch.report(where, loss=loss.item(), step=done)
+        watch.report(where, loss=loss.item(), steps=done)
     record["steps_done"] = step
     return ema, record
 
