@@ -1,23 +1,28 @@
 """Generation + capture nodes beside a robot (optionally RViz showing the prediction).
 
     ros2 launch cosmos_ros cosmos_ros.launch.py model_path:=~/models/cosmos-predict2.5-2b \
-        embodiment:=example_arm camera_topic:=/wrist_camera/image_raw namespace:=arm use_rviz:=true
+        embodiment:=example_arm camera_topic:=/wrist_camera/image_raw namespace:=arm
 
-Arguments: params_file (a ROS 2 params YAML applied over config/generation_node.yaml and
-config/capture_node.yaml), embodiment (file or name in config/embodiments/), camera_topic (wins
-over the embodiment's), model_path, registry (the adapter registry folder), namespace, use_rviz.
+Arguments (defaults in generate_launch_description): params_file (a ROS 2 params YAML applied
+over config/generation_node.yaml and config/capture_node.yaml), embodiment (file or name in
+config/embodiments/), camera_topic (wins over the embodiment's), model_path, registry (the adapter
+registry folder), namespace, use_sim_time (every node follows /clock, e.g. ``ros2 bag play
+--clock``), log_level (every node's ``--log-level``), use_rviz (includes preview.launch.py; needs
+rviz2, which is installed on a workstation, not on the robot computer).
 Without ``launch`` installed: ``cosmos-ros bringup``.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, OpaqueFunction
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch_ros.actions import Node
 
 from launch import LaunchDescription
 
 PACKAGE = "cosmos_ros"
+TRUE = ("true", "1", "yes", "on")
 
 
 def _nodes(context, *args, **kwargs):
@@ -28,7 +33,9 @@ def _nodes(context, *args, **kwargs):
     if value("params_file"):
         gen_params.append(value("params_file"))
         cap_params.append(value("params_file"))
-    gen_overrides, cap_overrides = {}, {}
+    # Last in each node's list, so neither the defaults nor params_file can undo it.
+    common = {"use_sim_time": value("use_sim_time").lower() in TRUE}
+    gen_overrides, cap_overrides = dict(common), dict(common)
     if value("model_path"):
         gen_overrides["model_path"] = os.path.expanduser(value("model_path"))
     if value("registry"):
@@ -41,13 +48,15 @@ def _nodes(context, *args, **kwargs):
             embodiment = os.path.join(share, "config", "embodiments", embodiment + ".yaml")
         cap_overrides["embodiment_file"] = embodiment
     namespace = value("namespace")
-    nodes = [
+    log_level = ["--log-level", value("log_level")]
+    actions = [
         Node(
             package=PACKAGE,
             executable="generation_node",
             name="generation_node",
             namespace=namespace,
             parameters=[*gen_params, gen_overrides],
+            ros_arguments=log_level,
             output="screen",
         ),
         Node(
@@ -56,21 +65,22 @@ def _nodes(context, *args, **kwargs):
             name="capture_node",
             namespace=namespace,
             parameters=[*cap_params, cap_overrides],
+            ros_arguments=log_level,
             output="screen",
         ),
     ]
-    if value("use_rviz").lower() in ("true", "1", "yes"):
-        nodes.append(
-            Node(
-                package="rviz2",
-                executable="rviz2",
-                name="rviz2",
-                namespace=namespace,
-                arguments=["-d", os.path.join(share, "rviz", "preview.rviz")],
-                output="screen",
+    if value("use_rviz").lower() in TRUE:
+        actions.append(
+            IncludeLaunchDescription(
+                PythonLaunchDescriptionSource(os.path.join(share, "launch", "preview.launch.py")),
+                launch_arguments={
+                    "namespace": namespace,
+                    "use_sim_time": value("use_sim_time"),
+                    "log_level": value("log_level"),
+                }.items(),
             )
         )
-    return nodes
+    return actions
 
 
 def generate_launch_description():
@@ -89,7 +99,19 @@ def generate_launch_description():
             ),
             DeclareLaunchArgument("namespace", default_value="", description="namespace of the nodes"),
             DeclareLaunchArgument(
-                "use_rviz", default_value="false", description="start RViz with the preview"
+                "use_sim_time",
+                default_value="false",
+                description="every node uses /clock time (bag replay with --clock)",
+            ),
+            DeclareLaunchArgument(
+                "log_level",
+                default_value="info",
+                description="log level of every node: debug, info, warn, error, fatal",
+            ),
+            DeclareLaunchArgument(
+                "use_rviz",
+                default_value="false",
+                description="also run preview.launch.py (RViz; needs rviz2, a workstation package)",
             ),
             OpaqueFunction(function=_nodes),
         ]

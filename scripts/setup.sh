@@ -9,7 +9,8 @@
 #    and this package installed editable;
 #  - an apt ROS 2 install (/opt/ros/$ROS_DISTRO, Humble/Jazzy/Kilted) with colcon: a .venv that
 #    sees the system's rclpy (--system-site-packages), the ROS-free dependencies pip-installed,
-#    cosmos_ros_interfaces built by colcon into install/.
+#    cosmos_ros_interfaces and cosmos_ros (--symlink-install) built by colcon into install/, so
+#    `ros2 run cosmos_ros ...` and `ros2 launch cosmos_ros ...` find the package.
 # Either way it writes .venv/cosmos_ros_env.sh, which `make` targets source themselves.
 #
 # Environment: PYTHON (interpreter for the venv, default python3), COSMOS_ROS_USE_SYSTEM_ROS=0
@@ -75,6 +76,19 @@ if [ -n "$ros_setup" ]; then
     echo "$iface_digest" >"$iface_stamp"
   else
     say "cosmos_ros_interfaces up to date"
+  fi
+  # cosmos_ros itself: the ament index entry, share/ (launch, config, rviz) and lib/cosmos_ros for
+  # ros2 run/launch. Symlinked, so edits in this checkout show at once; the stamp also covers the
+  # entries of the folders whose new files need a rebuild. The venv's Python runs colcon, so the
+  # node scripts run it too (it has torch).
+  pkg_digest=$({ cat setup.py setup.cfg package.xml; ls launch config config/embodiments rviz resource cosmos_ros; } | sha256sum | cut -d' ' -f1)
+  pkg_stamp="$root/install/.cosmos_ros_stamp"
+  if [ ! -f "$pkg_stamp" ] || [ "$(cat "$pkg_stamp")" != "$pkg_digest" ]; then
+    say "building cosmos_ros with colcon (--symlink-install)"
+    (set +u; source "$ros_setup"; source install/setup.bash; "$vpy" -m colcon build --symlink-install --base-paths . --packages-select cosmos_ros)
+    echo "$pkg_digest" >"$pkg_stamp"
+  else
+    say "cosmos_ros (colcon) up to date"
   fi
 else
   bash scripts/build_interfaces.sh "$venv"

@@ -314,9 +314,15 @@ class CaptureNode(Node):
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    from cosmos_ros.nodes.spin import run_nodes
+    """``ros2 run cosmos_ros capture_node [--help] [--ros-args ...]``: spin until Ctrl-C.
 
-    return run_nodes(lambda: [CaptureNode()], args=args if args is not None else sys.argv, num_threads=6)
+    ``args`` defaults to ``sys.argv`` (program name first).
+    """
+    from cosmos_ros.nodes.spin import parse_node_args, run_nodes
+
+    argv = list(args) if args is not None else sys.argv
+    parse_node_args("capture_node", (__doc__ or "").split("\n", 1)[0], PARAMETERS, argv)
+    return run_nodes(lambda: [CaptureNode()], args=argv, num_threads=6)
 
 
 if __name__ == "__main__":

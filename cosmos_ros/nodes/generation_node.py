@@ -780,9 +780,15 @@ def side_by_side(inputs: list[np.ndarray], predicted: np.ndarray) -> np.ndarray:
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    from cosmos_ros.nodes.spin import run_nodes
+    """``ros2 run cosmos_ros generation_node [--help] [--ros-args ...]``: spin until Ctrl-C.
 
-    return run_nodes(lambda: [GenerationNode()], args=args if args is not None else sys.argv, num_threads=8)
+    ``args`` defaults to ``sys.argv`` (program name first).
+    """
+    from cosmos_ros.nodes.spin import parse_node_args, run_nodes
+
+    argv = list(args) if args is not None else sys.argv
+    parse_node_args("generation_node", (__doc__ or "").split("\n", 1)[0], PARAMETERS, argv)
+    return run_nodes(lambda: [GenerationNode()], args=argv, num_threads=8)
 
 
 if __name__ == "__main__":

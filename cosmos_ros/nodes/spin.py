@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import logging
 import threading
 import traceback
@@ -15,6 +17,32 @@ from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 
 log = logging.getLogger(__name__)
+
+
+def parse_node_args(
+    prog: str, description: str, parameters: dict[str, tuple[Any, str]], argv: Sequence[str]
+) -> None:
+    """Answer ``--help`` (usage and the ROS parameters, then exit 0) before rclpy starts a node.
+
+    Why: ``ros2 run cosmos_ros generation_node --help`` runs this entry point, and rclpy alone
+    ignores ``--help`` and starts the node. ROS arguments (``--ros-args ... [--]``) pass through
+    untouched for ``rclpy.init``; any other argument is an error (exit 2), as the node takes its
+    settings only as ROS parameters. ``argv[0]`` is the program path, as in ``sys.argv``.
+    """
+    from rclpy.utilities import remove_ros_args
+
+    width = max(len(name) for name in parameters)
+    lines = [f"ROS 2 parameters (config/{prog}.yaml documents the same):"]
+    for name, (default, text) in parameters.items():
+        lines.append(f"  {name:<{width}}  {text} (default: {json.dumps(default)})")
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=f"{prog} [-h] [--ros-args [--params-file FILE] [-p NAME:=VALUE ...] [--log-level LEVEL]]",
+        description=description.replace("``", "'"),
+        epilog="\n".join(lines),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_args(remove_ros_args(list(argv))[1:])
 
 
 def run_nodes(
