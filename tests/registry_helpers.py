@@ -78,3 +78,33 @@ def register_many(registry_dir: str, folder: str, name: str, count: int, barrier
             registry.register(folder, name, created_by=f"pid{__import__('os').getpid()}").adapter_id
             for _ in range(count)
         ]
+
+
+def eval_results(passed: bool | None = True, base: str = BASE_FP, psnr: float = 24.5) -> dict[str, Any]:
+    """Evaluation results in the schema 'cosmos-ros eval' attaches; ``passed=None``: an ungated run."""
+    results: dict[str, Any] = {
+        "metrics": {
+            "psnr": {
+                "mean": psnr,
+                "ci95": [psnr - 0.5, psnr + 0.5],
+                "n": 4,
+                "delta_vs_base": 0.8,
+                "delta_ci95": [0.3, 1.3],
+                "base_mean": psnr - 0.8,
+            }
+        },
+        "dataset_manifest_sha256": "f0" * 32,
+        "split": "val",
+        "clips": 4,
+        "seeds": [0],
+        "base_fingerprint": base,
+        "code_version": "0.1.0+g1234567",
+    }
+    if passed is not None:
+        results["passed"] = passed
+        results["gate"] = {
+            "promote_to": "candidate",
+            "rules": [{"metric": "psnr", "margin": 0.5, "require_ci": False}],
+            "checks": [{"metric": "psnr", "margin": 0.5, "require_ci": False, "passed": passed}],
+        }
+    return results

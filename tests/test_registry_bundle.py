@@ -6,12 +6,13 @@ import hashlib
 import io
 import json
 import tarfile
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-from registry_helpers import BASE_FP, make_adapter_folder
+from registry_helpers import BASE_FP, eval_results, make_adapter_folder
 
-from cosmos_ros.registry import BundleError, Registry, open_registry
+from cosmos_ros.registry import AdapterRefusedError, BundleError, Registry, open_registry
 from cosmos_ros.registry.artifacts import ArtifactError
 
 
@@ -20,14 +21,16 @@ def source(tmp_path: Path) -> Registry:
     reg = open_registry(tmp_path / "site-a")
     first = reg.register(make_adapter_folder(tmp_path / "a", seed=1), "ur5e.pick", created_by="alice")
     reg.promote(first.adapter_id, by="alice", note="ready")
-    reg.attach_evaluation(first.adapter_id, {"passed": True, "fvd": 100.0}, by="eval-bot")
+    reg.attach_evaluation(first.adapter_id, eval_results(), by="eval-bot")
     reg.approve(first.adapter_id, by="bob", note="good")
     reg.register(make_adapter_folder(tmp_path / "b", seed=2), "ur5e.pick", parent=first.adapter_id)
     yield reg
     reg.close()
 
 
-def test_export_import_gives_identical_record_and_artifact(source: Registry, tmp_path: Path) -> None:
+def test_export_import_keeps_the_artifact_and_record_but_not_the_approval(
+    source: Registry, tmp_path: Path
+) -> None:
     bundle = source.export_bundle("ur5e.pick@2", tmp_path / "pick2.tar")
     parent_bundle = source.export_bundle("ur5e.pick@approved", tmp_path / "pick1.tar")
     with open_registry(tmp_path / "site-b") as target:
@@ -35,21 +38,33 @@ def test_export_import_gives_identical_record_and_artifact(source: Registry, tmp
         imported = target.import_bundle(bundle, by="carol")
         for ref, copy in (("ur5e.pick@1", imported_parent), ("ur5e.pick@2", imported)):
             original = source.get(ref)
-            assert copy == original
-            assert copy.to_dict() == original.to_dict()
+            immutable = ("artifact_sha256", "base_fingerprint", "training_config", "metrics", "parent")
+            assert {k: getattr(copy, k) for k in immutable} == {k: getattr(original, k) for k in immutable}
+            assert (copy.created_by, copy.created_at) == (original.created_by, original.created_at)
             assert target.artifact_path(copy).read_bytes() == source.artifact_path(original).read_bytes()
             assert (
                 hashlib.sha256(target.artifact_path(copy).read_bytes()).hexdigest()
                 == original.artifact_sha256
             )
+            # what the exporter said is provenance, never this registry's status or evidence
+            assert copy.provenance["exporter_status"] == original.status
+            assert copy.provenance["exporter_history"] == [asdict(c) for c in original.history]
+            assert copy.evaluations == [] and copy.history[0].by == "carol"
+        assert imported_parent.status == "candidate" and imported.status == "draft"
+        assert "exporter said: approved by bob" in imported_parent.history[0].note
         assert target.verify() == []
-        assert target.resolve_for_loading("ur5e.pick", base_fingerprint=BASE_FP).adapter_id == "ur5e.pick@1"
+        with pytest.raises(AdapterRefusedError, match="candidate, not approved"):
+            target.resolve_for_loading("ur5e.pick@1", base_fingerprint=BASE_FP)
         assert [e.action for e in target.audit_log()] == ["import", "import"]
         assert target.audit_log()[-1].actor == "carol"
         # importing again is a no-op; the next local registration continues the numbering
         assert target.import_bundle(bundle) == imported
         assert target.audit_log()[-1].action == "import:already_present"
         assert target.register(make_adapter_folder(tmp_path / "c", seed=3), "ur5e.pick").version == 3
+        # this site's own gate approves it
+        target.attach_evaluation("ur5e.pick@1", eval_results(), by="site-b-eval")
+        target.approve("ur5e.pick@1", by="dave", note="passed our gate")
+        assert target.resolve_for_loading("ur5e.pick", base_fingerprint=BASE_FP).adapter_id == "ur5e.pick@1"
     assert [e.action for e in source.audit_log()][-2:] == ["export", "export"]
 
 
@@ -155,7 +170,7 @@ HOSTILE = {
     "extra member": (_with_extra(tarfile.TarInfo("notes.txt"), b"hi"), "unexpected member"),
     "bad record name": (_record_edit(name="../escape"), "path separator"),
     "control char name": (_record_edit(name="pick\x1b[31m"), "control characters"),
-    "bad status": (_record_edit(status="blessed"), "record status"),
+    "bad status": (_record_edit(status="blessed"), "status 'blessed' is not accepted"),
     "bad tag": (_record_edit(tags=["../x"]), "tag"),
     "pickle artifact": (_pickle_artifact, "not a valid safetensors file"),
     "tampered artifact": (_flip_artifact_byte, "expected"),

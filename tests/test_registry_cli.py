@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import BASE_FP, flip_one_byte, make_adapter_folder
+from registry_helpers import BASE_FP, eval_results, flip_one_byte, make_adapter_folder
 
 from cosmos_ros.cli import main
 
@@ -48,7 +48,7 @@ def test_workflow_register_approve_export_import_verify(
     code, _, err = run(capsys, "approve", "ur5e.pick@1", "--registry", reg_a, "--note", "ship it")
     assert code == 1 and "no evaluation results" in err
     results = tmp_path / "metrics.json"
-    results.write_text(json.dumps({"passed": True, "fvd": 99.5}))
+    results.write_text(json.dumps(eval_results(psnr=99.5)))
     assert run(capsys, "attach-eval", "ur5e.pick@1", str(results), "--registry", reg_a, "--by", "ci")[0] == 0
     code, out, _ = run(
         capsys, "approve", "ur5e.pick@1", "--registry", reg_a, "--note", "ship it", "--by", "bob"
@@ -57,13 +57,19 @@ def test_workflow_register_approve_export_import_verify(
 
     code, out, _ = run(capsys, "show", "ur5e.pick@approved", "--registry", reg_a, "--json")
     shown = json.loads(out)
-    assert shown["status"] == "approved" and shown["evaluations"][0]["results"]["fvd"] == 99.5
+    assert shown["status"] == "approved"
+    assert shown["evaluations"][0]["results"]["metrics"]["psnr"]["mean"] == 99.5
 
     bundle = tmp_path / "pick.tar"
     assert run(capsys, "export", "ur5e.pick@1", "-o", str(bundle), "--registry", reg_a)[0] == 0
     assert run(capsys, "import", str(bundle), "--registry", reg_b)[0] == 0
     code, out, _ = run(capsys, "show", "ur5e.pick@1", "--registry", reg_b, "--json")
-    assert json.loads(out) == shown
+    imported = json.loads(out)  # the approval is the exporter's word, not this registry's
+    assert imported["status"] == "candidate" and imported["evaluations"] == []
+    assert imported["provenance"]["exporter_status"] == "approved"
+    assert imported["artifact_sha256"] == shown["artifact_sha256"]
+    assert run(capsys, "attach-eval", "ur5e.pick@1", str(results), "--registry", reg_b)[0] == 0
+    assert run(capsys, "approve", "ur5e.pick@1", "--registry", reg_b, "--note", "our gate")[0] == 0
 
     folder2 = make_adapter_folder(tmp_path / "adapter2", seed=2)
     run(capsys, "register", str(folder2), "ur5e.pick", "--registry", reg_b, "--parent", "ur5e.pick@1")
@@ -72,7 +78,7 @@ def test_workflow_register_approve_export_import_verify(
     assert {"training_config.steps", "parent", "status", "artifact_sha256"} <= keys
 
     code, out, _ = run(capsys, "log", "ur5e.pick@1", "--registry", reg_b, "--json")
-    assert [entry["action"] for entry in json.loads(out)] == ["import"]
+    assert [entry["action"] for entry in json.loads(out)] == ["import", "evaluation", "status:approved"]
 
     assert run(capsys, "verify", "--registry", reg_b)[0] == 0
     flip_one_byte(Path(reg_b) / "blobs" / "sha256" / f"{shown['artifact_sha256']}.safetensors")
@@ -165,7 +171,7 @@ def governed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[str, d
     assert code == 0
     run(capsys, "promote", "ur5e.pick-place@1", "--registry", reg, "--note", "ready for the held-out split")
     results = tmp_path / "metrics.json"
-    results.write_text(json.dumps({"passed": True, "fvd": 99.5, "report": str(tmp_path / "eval" / "x.html")}))
+    results.write_text(json.dumps(eval_results(psnr=99.5)))
     run(capsys, "attach-eval", "ur5e.pick-place@1", str(results), "--registry", reg, "--by", "eval-bot")
     run(capsys, "approve", "ur5e.pick-place@1", "--registry", reg, "--note", "meets the gate", "--by", "bob",
         "--force-reason", "customer demo next week, the gate is being recalibrated")  # fmt: skip
@@ -236,7 +242,7 @@ def test_show_at_80_columns_moves_long_values_whole_to_their_own_line(
     below = _below(lines)
     assert "forced because: customer demo next week, the gate is being recalibrated" in below, out
     assert "note: first attempt on the wrist camera after recalibration; poor light" in below, out
-    assert '"fvd": 99.5' in below and record["evaluations"][0]["by"] in out
+    assert '"mean": 99.5' in below and record["evaluations"][0]["by"] in out
 
     monkeypatch.setenv("COLUMNS", "60")
     code, out, _ = run(capsys, "show", "ur5e.pick-place@2", "--registry", reg)

@@ -8,7 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from registry_helpers import BASE_FP, OTHER_BASE_FP, flip_one_byte, make_adapter_folder
+from registry_helpers import BASE_FP, OTHER_BASE_FP, eval_results, flip_one_byte, make_adapter_folder
 
 from cosmos_ros.model.adapter_folder import WEIGHTS_NAME
 from cosmos_ros.registry import (
@@ -24,7 +24,7 @@ from cosmos_ros.registry import (
 from cosmos_ros.registry.artifacts import sha256_file
 from cosmos_ros.registry.records import AdapterRecord
 
-GOOD_EVAL = {"passed": True, "fvd": 123.4, "psnr": 24.5}
+GOOD_EVAL = eval_results(passed=True)
 
 
 @pytest.fixture()
@@ -183,7 +183,7 @@ def test_approve_needs_evaluation_unless_forced_and_audited(registry: Registry, 
     registry.promote(record.adapter_id, by="alice", note="try")
     with pytest.raises(StatusTransitionError, match="no evaluation results"):
         registry.approve(record.adapter_id, by="bob", note="looks fine")
-    registry.attach_evaluation(record.adapter_id, {"passed": False, "fvd": 900.0}, by="eval-bot")
+    registry.attach_evaluation(record.adapter_id, eval_results(passed=False), by="eval-bot")
     with pytest.raises(StatusTransitionError, match="did not pass"):
         registry.approve(record.adapter_id, by="bob", note="looks fine")
     assert registry.get(record.adapter_id).status == "candidate"
@@ -315,7 +315,7 @@ def test_list_catalog_and_diff(registry: Registry, tmp_path: Path) -> None:
     changes = {key: (a, b) for key, a, b in registry.diff("ur5e.pick@1", "ur5e.pick@2")}
     assert changes["training_config.steps"] == (101, 102)
     assert changes["status"] == ("approved", "draft")
-    assert changes["evaluation.fvd"] == (123.4, None)
+    assert changes["evaluation.passed"] == (True, None)
     assert "training_config.lr" not in changes and "rank" not in changes
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 
+from cosmos_ros.registry.chain import ChainError
+from cosmos_ros.registry.dbfile import DatabaseFileError
+from cosmos_ros.registry.evidence import EvidenceError
 from cosmos_ros.registry.names import AdapterRef, InvalidNameError, parse_ref, validate_name
 from cosmos_ros.registry.policy import LoadableAdapter, LoadingPolicy
 from cosmos_ros.registry.records import (
@@ -27,6 +30,7 @@ from cosmos_ros.registry.records import (
     StatusTransitionError,
 )
 from cosmos_ros.registry.store import Registry, default_registry_path
+from cosmos_ros.registry.validation import InvalidRecordError
 
 
 def open_registry(path: str | os.PathLike[str] | None = None) -> Registry:
@@ -46,8 +50,12 @@ __all__ = [
     "AuditEntry",
     "BundleError",
     "CatalogEntry",
+    "ChainError",
+    "DatabaseFileError",
     "EvaluationEntry",
+    "EvidenceError",
     "InvalidNameError",
+    "InvalidRecordError",
     "LoadableAdapter",
     "LoadingPolicy",
     "Problem",

@@ -20,6 +20,7 @@ import json
 import lzma
 import os
 import re
+import shutil
 import tarfile
 import tempfile
 import zlib
@@ -28,13 +29,17 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from cosmos_ros.atomic import atomic_path
-from cosmos_ros.registry.artifacts import SHA256_RE, inspect_safetensors
-from cosmos_ros.registry.names import InvalidNameError, validate_name, validate_tag
-from cosmos_ros.registry.records import STATUSES, AdapterRecord, ArtifactError, BundleError, utc_now
+from cosmos_ros.registry.artifacts import fault_point, inspect_safetensors
+from cosmos_ros.registry.records import AdapterRecord, ArtifactError, BundleError, utc_now
+from cosmos_ros.registry.validation import InvalidRecordError, check_record
 
 BUNDLE_SCHEMA = "cosmos_ros.registry-bundle/1"
 MANIFEST_NAME = "bundle.json"
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
+#: The largest artifact an import accepts (LoRA/DoRA adapters are megabytes to a few GiB); a site
+#: with bigger ones raises it through this variable. Checked before anything is extracted.
+MAX_ARTIFACT_ENV = "COSMOS_ROS_MAX_ADAPTER_BYTES"
+DEFAULT_MAX_ARTIFACT_BYTES = 8 * 1024**3
 _ARTIFACT_RE = re.compile(r"^artifact/[0-9a-f]{64}\.safetensors\Z")
 #: What reading a cut-off or corrupted archive raises (tarfile does not wrap the decompressors').
 _READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
@@ -154,28 +159,65 @@ def _check_members(tar: tarfile.TarFile, label: str) -> tuple[AdapterRecord, IO[
         raise BundleError(
             f"{label}: artifact has {by_name[expected].size} bytes, the record says {record.artifact_size}"
         )
+    cap = max_artifact_bytes()
+    if record.artifact_size > cap:
+        raise BundleError(
+            f"{label}: artifact is {record.artifact_size} bytes, more than the {cap} an import accepts "
+            f"(raise ${MAX_ARTIFACT_ENV} for larger adapters); nothing extracted"
+        )
     stream = tar.extractfile(by_name[expected])
     if stream is None:
         raise BundleError(f"{label}: cannot read {expected}")
     return record, stream
 
 
-def check_bundle(path: str | os.PathLike[str]) -> AdapterRecord:
+def max_artifact_bytes() -> int:
+    """The import size cap: ``$COSMOS_ROS_MAX_ADAPTER_BYTES`` if set, else 8 GiB."""
+    configured = os.environ.get(MAX_ARTIFACT_ENV)
+    if not configured:
+        return DEFAULT_MAX_ARTIFACT_BYTES
+    try:
+        value = int(configured)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BundleError(
+            f"${MAX_ARTIFACT_ENV}={configured!r} is not accepted; give a byte count, e.g. 8589934592"
+        )
+    return value
+
+
+def check_bundle(
+    path: str | os.PathLike[str], scratch: str | os.PathLike[str] | None = None
+) -> AdapterRecord:
     """Read a whole bundle without a registry: structure, manifest, artifact hash and header.
 
     Why: ``adapters import`` runs this before it opens (and so creates) the registry, so a
     truncated, foreign or tampered bundle leaves no empty registry behind. The artifact goes
     through the same safetensors check (:func:`inspect_safetensors`) the store applies when it
-    copies it in, on a private temporary copy.
+    copies it in, on a private temporary copy: in ``scratch`` (the registry's own folder, where it
+    exists) as ``.import-*.part``, which ``gc`` removes if a killed import leaves it behind.
     """
     label = str(path)
-    with tempfile.TemporaryDirectory(prefix="cosmos_ros_bundle_") as tmp:
-        copy = Path(tmp) / "artifact.safetensors"
+    with _scratch_file(scratch) as copy:
         digest = hashlib.sha256()
         with open_bundle(path) as (record, stream), open(copy, "wb") as out:
+            free = shutil.disk_usage(copy.parent).free
+            if record.artifact_size > free:
+                raise BundleError(
+                    f"{label}: artifact is {record.artifact_size} bytes, only {free} free in {copy.parent}; "
+                    "nothing imported"
+                )
+            written = 0
             while chunk := stream.read(_CHUNK):
+                written += len(chunk)
+                if written > record.artifact_size:  # never more than declared (and capped) above
+                    raise BundleError(
+                        f"{label}: artifact is longer than its declared {record.artifact_size} bytes"
+                    )
                 digest.update(chunk)
                 out.write(chunk)
+                fault_point("import_check_copy")
         if digest.hexdigest() != record.artifact_sha256:
             raise BundleError(
                 f"{label}: artifact hashes to {digest.hexdigest()}, but the record says "
@@ -186,6 +228,39 @@ def check_bundle(path: str | os.PathLike[str]) -> AdapterRecord:
         except ArtifactError as exc:
             raise BundleError(str(exc)) from exc
     return record
+
+
+SCRATCH_GLOB = ".import-*.part"
+
+
+def remove_stale_scratch(root: str | os.PathLike[str], min_age_s: float = 3600.0) -> list[Path]:
+    """Remove import copies a killed ``adapters import`` left in ``root`` (those older than ``min_age_s``)."""
+    import time
+
+    removed = []
+    cutoff = time.time() - min_age_s
+    for path in Path(root).glob(SCRATCH_GLOB):
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime <= cutoff:
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def _scratch_file(scratch: str | os.PathLike[str] | None) -> Iterator[Path]:
+    """A temporary file in ``scratch`` (named so ``gc`` finds it), else in a private temp folder."""
+    if scratch is None:
+        with tempfile.TemporaryDirectory(prefix="cosmos_ros_bundle_") as tmp:
+            yield Path(tmp) / "artifact.safetensors"
+        return
+    fd, name = tempfile.mkstemp(prefix=".import-", suffix=".part", dir=scratch)
+    os.close(fd)
+    try:
+        yield Path(name)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
 
 
 def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) -> AdapterRecord:
@@ -199,22 +274,13 @@ def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) ->
     if not isinstance(manifest, dict) or manifest.get("schema") != BUNDLE_SCHEMA:
         found = manifest.get("schema") if isinstance(manifest, dict) else None
         raise BundleError(f"{label}: bundle schema {found!r} is not {BUNDLE_SCHEMA!r}")
+    where = f"{label}:{MANIFEST_NAME}"
     try:
-        record = AdapterRecord.from_dict(manifest.get("record") or {}, source=f"{label}:{MANIFEST_NAME}")
-        validate_name(record.name)
-    except (ValueError, InvalidNameError) as exc:
+        record = AdapterRecord.from_dict(manifest.get("record") or {}, source=where)
+    except ValueError as exc:
         raise BundleError(str(exc)) from exc
-    if record.status not in STATUSES:
-        raise BundleError(f"{label}: record status {record.status!r} is not one of {', '.join(STATUSES)}")
     try:
-        for tag in record.tags:
-            validate_tag(tag)
-    except InvalidNameError as exc:
-        raise BundleError(f"{label}: {exc}") from exc
-    if not isinstance(record.version, int) or record.version < 1:
-        raise BundleError(f"{label}: record version {record.version!r} is not a positive integer")
-    if not SHA256_RE.match(str(record.artifact_sha256)):
-        raise BundleError(
-            f"{label}: record artifact_sha256 {record.artifact_sha256!r} is not a sha256 hex digest"
-        )
+        check_record(record, f"{where} record")
+    except InvalidRecordError as exc:
+        raise BundleError(str(exc)) from exc
     return record

@@ -8,12 +8,16 @@ import functools
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cosmos_ros.cli import CliError
+from cosmos_ros.registry.display import cell as plain_cell
+from cosmos_ros.registry.display import clean
+from cosmos_ros.registry.provenance import describe as describe_provenance
 
 _REGISTRY_HELP = (
     "registry directory (default: $COSMOS_ROS_REGISTRY if set, else ~/.cache/cosmos_ros/registry)"
@@ -117,7 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     for name, status, text in (
         ("promote", "candidate", "draft -> candidate (ready for evaluation)"),
-        ("approve", "approved", "candidate -> approved; needs evaluation results unless --force-reason"),
+        ("approve", "approved", "candidate -> approved; needs a passing gated evaluation or --force-reason"),
         ("deprecate", "deprecated", "approved -> deprecated (superseded; pinned nodes still load it)"),
         ("revoke", "revoked", "-> revoked (final; nodes never load it again)"),
     ):
@@ -134,13 +138,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             )
 
     p = add(
-        "attach-eval", "attach evaluation results (a JSON object, e.g. metrics.json) to a version", _attach
+        "attach-eval",
+        "attach evaluation results (the JSON object 'cosmos-ros eval' attaches) to a version",
+        _attach,
     )
     p.add_argument("ref", metavar="REF", help=_REF_HELP)
     p.add_argument(
         "results",
         metavar="RESULTS_JSON",
-        help="JSON file with the results; '\"passed\": false' blocks approval",
+        help="JSON file with the results, in the schema 'cosmos-ros eval' writes (metrics, dataset and base "
+        "fingerprints, and for a gated run 'passed' and 'gate'); only '\"passed\": true' opens approval",
     )
     p.add_argument("--by", help=_BY_HELP)
 
@@ -148,12 +155,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ref", metavar="REF", help=_REF_HELP)
     p.add_argument("-o", "--output", required=True, help="bundle file to write (.tar)")
 
-    p = add("import", "add the version held by a bundle archive, unchanged", _import, precheck=_check_import)
+    p = add(
+        "import",
+        "add the version held by a bundle archive as a candidate (the exporter's approvals are provenance)",
+        _import,
+        precheck=_check_import,
+    )
     p.add_argument("bundle", metavar="BUNDLE", help="bundle file written by 'export'")
     p.add_argument("--by", help=_BY_HELP)
 
     p = add(
-        "verify", "re-hash every artifact; report damage, missing files, orphans, leftovers (exit 1)", _verify
+        "verify",
+        "re-hash every artifact and database row; report damage, edits, orphans, leftovers (exit 1)",
+        _verify,
     )
     p.add_argument("--json", action="store_true", help="print problems as JSON (default: table)")
 
@@ -215,6 +229,18 @@ def _handle(
             raise CliError(str(exc)) from exc
         except ValueError as exc:  # adapter_metadata.json problems name their file
             raise CliError(str(exc)) from exc
+        except BrokenPipeError:  # a closed stdout: cosmos_ros.cli.main handles it for every command
+            raise
+        except OSError as exc:  # a full disk, a read-only folder: name the file and the reason
+            where = exc.filename or getattr(args, "registry", None) or "the registry"
+            raise CliError(f"{where}: {exc.strerror or exc}") from exc
+        except sqlite3.DatabaseError as exc:  # damage found after opening (a truncated page)
+            from cosmos_ros.registry.dbfile import describe
+            from cosmos_ros.registry.sqlite_store import DB_NAME
+            from cosmos_ros.registry.store import default_registry_path
+
+            root = Path(args.registry).expanduser() if args.registry else default_registry_path()
+            raise CliError(str(describe(exc, root / DB_NAME))) from exc
 
     return wrapped
 
@@ -494,18 +520,26 @@ def _check_register(args: argparse.Namespace) -> None:
     """Name, weights and --base-model checked before the registry is opened (which would create it)."""
     from cosmos_ros.model.adapter_folder import weights_path
     from cosmos_ros.registry.names import validate_name
+    from cosmos_ros.registry.validation import check_metadata_file
 
     validate_name(args.name)
     weights_path(args.source)
+    check_metadata_file(Path(args.source))
     if args.base_model:
         args.base_fingerprint = _base_fingerprint(args.base_model)
 
 
 def _check_import(args: argparse.Namespace) -> None:
-    """Read the whole bundle before the registry is opened (which would create it)."""
-    from cosmos_ros.registry.bundle import check_bundle
+    """Read the whole bundle before the registry is opened (which would create it).
 
-    check_bundle(args.bundle)
+    Its temporary copy goes into the registry's folder where that exists, so a killed import
+    leaves nothing in the system's temp folder, and ``gc`` removes what it leaves.
+    """
+    from cosmos_ros.registry.bundle import check_bundle
+    from cosmos_ros.registry.store import default_registry_path
+
+    root = Path(args.registry).expanduser() if args.registry else default_registry_path()
+    check_bundle(args.bundle, scratch=root if root.is_dir() else None)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -572,14 +606,14 @@ def _list_table_of(
         base = (record.base_fingerprint or "").removeprefix("sha256:")
         rows.append(
             {
-                "adapter": escape(record.adapter_id),
+                "adapter": escape(clean(record.adapter_id)),
                 "status": _status_style(record.status),
                 "type": kind or "-",
                 "base": _short(base, 8) if base else "[yellow]none[/yellow]",
                 "eval": passed,
                 "created": record.created_at[: 16 if time_of_day else 10].replace("T", " "),
-                "by": escape(record.created_by),
-                "parent": escape(record.parent or "-"),
+                "by": escape(clean(record.created_by)),
+                "parent": escape(clean(record.parent or "-")),
                 "sha256": record.artifact_sha256[:8],
             }
         )
@@ -637,26 +671,35 @@ def _show(args: argparse.Namespace) -> int:
         _print_json(record.to_dict())
         return 0
     data = record.to_dict()
-    fields = [(key, _show_text(data[key])) for key in _SHOW_FIELDS]
-    fields.append(("weights", str(args.registry_obj.artifact_path(record))))
-    table = _table(record.adapter_id, ["field", "value"])
+    fields = [(key, clean(_show_text(data[key]))) for key in _SHOW_FIELDS]
+    origin = describe_provenance(record.provenance)
+    if origin:
+        fields.insert(1, ("provenance", clean(origin)))
+    fields.append(("weights", clean(args.registry_obj.artifact_path(record))))
+    table = _table(clean(record.adapter_id), ["field", "value"])
     for key, text in fields:
-        table.add_row(key, _status_style(text) if key == "status" else text)
+        table.add_row(key, _status_style(text) if key == "status" else plain_cell(text))
     history = _table("status history", ["at", "from", "to", "by", "note", "forced because"])
     for change in record.history:
         history.add_row(
-            change.at,
-            change.from_status or "-",
-            change.to_status,
-            change.by,
-            change.note or "-",
-            change.force_reason or "-",
+            *(
+                plain_cell(value or "-")
+                for value in (
+                    change.at,
+                    change.from_status,
+                    change.to_status,
+                    change.by,
+                    change.note,
+                    change.force_reason,
+                )
+            )
         )
     tables = [table, history]
     if record.evaluations:
         evals = _table("evaluations", ["at", "by", "results"])
         for entry in record.evaluations:
-            evals.add_row(entry.at, entry.by, json.dumps(entry.results, sort_keys=True))
+            results = json.dumps(entry.results, sort_keys=True)
+            evals.add_row(plain_cell(entry.at), plain_cell(entry.by), plain_cell(results))
         tables.append(evals)
     console = _console()
     if all(_natural_width(console, t) <= console.width for t in tables):
@@ -688,12 +731,12 @@ def _show_narrow(console: Any, record: Any, fields: list[tuple[str, str]]) -> li
         fits = len(text) <= room and "\n" not in text
         value = Text.from_markup(_status_style(text)) if key == "status" else Text(text)
         rows.append(([key, value if fits else ""], [] if fits else [text]))
-    parts = [_narrow_rows(console, record.adapter_id, [_Column("field"), _Column("value")], rows)]
+    parts = [_narrow_rows(console, clean(record.adapter_id), [_Column("field"), _Column("value")], rows)]
     history = [
         (
-            [change.at, change.from_status or "-", change.to_status, change.by],
+            [clean(v) for v in (change.at, change.from_status or "-", change.to_status, change.by)],
             [
-                f"{label}: {text}"
+                f"{label}: {clean(text)}"
                 for label, text in (("note", change.note), ("forced because", change.force_reason))
                 if text
             ],
@@ -704,7 +747,10 @@ def _show_narrow(console: Any, record: Any, fields: list[tuple[str, str]]) -> li
     parts.append(_narrow_rows(console, "status history", columns, history))
     if record.evaluations:
         evals = [
-            ([entry.at, entry.by], [f"results: {json.dumps(entry.results, sort_keys=True)}"])
+            (
+                [clean(entry.at), clean(entry.by)],
+                [f"results: {clean(json.dumps(entry.results, sort_keys=True))}"],
+            )
             for entry in record.evaluations
         ]
         columns = [_Column("at"), _Column("by", "ellipsis", 6)]
@@ -724,7 +770,7 @@ def _diff(args: argparse.Namespace) -> int:
         return 0
     table = _table(f"{a.adapter_id} vs {b.adapter_id}", ["key", a.adapter_id, b.adapter_id])
     for key, va, vb in changes:
-        table.add_row(key, _cell(va), _cell(vb))
+        table.add_row(plain_cell(key), plain_cell(_cell(va)), plain_cell(_cell(vb)))
     _console().print(table)
     return 0
 
@@ -787,11 +833,14 @@ def _verify(args: argparse.Namespace) -> int:
             f"{len(problems)} problem(s) in {args.registry_obj.location}", ["kind", "subject", "message"]
         )
         for problem in problems:
-            table.add_row(f"[red]{problem.kind}[/red]", problem.subject, problem.message)
+            table.add_row(
+                f"[red]{problem.kind}[/red]", plain_cell(problem.subject), plain_cell(problem.message)
+            )
         _console().print(table)
     else:
         _console().print(
-            f"[green]ok[/green]: every artifact in {args.registry_obj.location} matches its record"
+            f"[green]ok[/green]: every artifact and database row in {args.registry_obj.location} "
+            "matches what was recorded"
         )
     return 1 if problems else 0
 
@@ -814,11 +863,11 @@ def _log(args: argparse.Namespace) -> int:
     rows = []
     for entry in entries:
         at = entry.at[:19].replace("T", " ")
-        cells = [str(entry.seq), at, entry.actor, entry.action, entry.adapter_id or "-"]
+        cells = [clean(v) for v in (entry.seq, at, entry.actor, entry.action, entry.adapter_id or "-")]
         rows.append((cells, _log_details(entry)))
     table = _table("audit log", ["#", "at", "actor", "action", "adapter", "details"], no_wrap=1)
     for cells, details in rows:
-        table.add_row(*cells, details)
+        table.add_row(*(plain_cell(value) for value in cells), plain_cell(details))
     console = _console()
     if _natural_width(console, table) <= console.width:
         console.print(table)
@@ -840,7 +889,7 @@ def _log(args: argparse.Namespace) -> int:
 def _log_details(entry: Any) -> str:
     """An audit entry's details as ``key=value`` words; digests shortened (``--json`` has them whole)."""
     return " ".join(
-        f"{key}={_short(str(value), 12) if key.endswith('sha256') else value}"
+        f"{clean(key)}={_short(str(value), 12) if key.endswith('sha256') else clean(value)}"
         for key, value in sorted(entry.details.items())
         if value not in (None, False, [], {}) and key not in ("source", "from_status", "to_status")
     )

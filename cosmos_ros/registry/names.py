@@ -28,6 +28,8 @@ NAME_RULE = (
 TAG_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:=-]*"
 _TAG_RE = re.compile(rf"^{TAG_PATTERN}\Z")
 MAX_TAG_LENGTH = 64
+#: The largest version number: far more than any name sees, well inside SQLite's 64-bit integers.
+MAX_VERSION = 2**31 - 1
 #: Selectors accepted after ``@`` besides a version number.
 SELECTORS: tuple[str, ...] = ("latest", "draft", "candidate", "approved", "deprecated")
 
@@ -90,8 +92,10 @@ def parse_ref(ref: str) -> AdapterRef:
         return AdapterRef(name)
     if rest.isascii() and rest.isdigit():
         version = int(rest)
-        if version < 1:
-            raise InvalidNameError(f"adapter reference {ref!a}: versions start at 1; {forms}")
+        if not 1 <= version <= MAX_VERSION:
+            raise InvalidNameError(
+                f"adapter reference {ref!a}: versions run from 1 to {MAX_VERSION}; {forms}"
+            )
         return AdapterRef(name, version=version)
     if rest in SELECTORS:
         return AdapterRef(name, selector=rest)

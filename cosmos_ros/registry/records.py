@@ -121,6 +121,9 @@ class AdapterRecord:
     tensor_count: int = 0
     history: list[StatusChange] = field(default_factory=list)
     evaluations: list[EvaluationEntry] = field(default_factory=list)
+    #: For an imported version: where it came from and what its exporter recorded (status,
+    #: history, evaluations), kept as provenance and never trusted as this registry's own.
+    provenance: dict[str, Any] | None = None
 
     @property
     def adapter_id(self) -> str:
@@ -143,6 +146,8 @@ class AdapterRecord:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "<dict>") -> AdapterRecord:
+        if not isinstance(data, dict):
+            raise ValueError(f"{source}: a record is a JSON object, got {type(data).__name__}")
         if data.get("schema") != RECORD_SCHEMA:
             raise ValueError(f"{source}: record schema {data.get('schema')!r} is not {RECORD_SCHEMA!r}")
         fields = dict(data)
@@ -153,8 +158,13 @@ class AdapterRecord:
         if unknown:
             raise ValueError(f"{source}: unknown record field(s) {unknown}")
         try:
-            fields["history"] = [StatusChange(**entry) for entry in fields.get("history", [])]
-            fields["evaluations"] = [EvaluationEntry(**entry) for entry in fields.get("evaluations", [])]
+            for key, kind in (("history", StatusChange), ("evaluations", EvaluationEntry)):
+                entries = fields.get(key, [])
+                if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+                    raise ValueError(f"{source}: record field {key!r} must be a list of JSON objects")
+                fields[key] = [kind(**entry) for entry in entries]
+            if not isinstance(fields.get("provenance") or {}, dict):
+                raise ValueError(f"{source}: record field 'provenance' must be a JSON object or null")
             return cls(**fields)
         except TypeError as exc:
             raise ValueError(f"{source}: {exc}") from exc
@@ -180,7 +190,9 @@ class CatalogEntry:
 class Problem:
     """One finding of ``verify``: ``kind`` is machine-readable, ``message`` says what and where."""
 
-    kind: str  # missing_artifact | hash_mismatch | size_mismatch | orphan_blob | temp_file | database
+    #: missing_artifact | hash_mismatch | size_mismatch | orphan_blob | temp_file | stray_file | database
+    #: | database_row (a row edited, added or deleted outside the registry: see ``chain.py``)
+    kind: str
     subject: str
     message: str
 

@@ -11,6 +11,11 @@ version number. A process killed in between leaves at most an unreferenced blob 
 file, both of which ``verify`` reports and ``gc`` removes; never a record without its artifact.
 Concurrent writers serialise on SQLite's write lock (``busy_timeout``), so two registrations of
 the same name get distinct versions.
+
+Trust: every row is hash-chained as it is written (``chain.py``: ``verify`` and loading catch
+rows edited outside the registry); imports land as candidates with the exporter's word kept as
+provenance (``provenance.py``); records pass one validation (``validation.py``) and evaluations
+one schema (``evidence.py``); a damaged database file is refused, never recreated (``dbfile.py``).
 """
 
 from __future__ import annotations
@@ -26,9 +31,10 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cosmos_ros.model.adapter_folder import read_adapter_metadata, weights_path
+from cosmos_ros.model.adapter_folder import METADATA_NAME, read_adapter_metadata, weights_path
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 from cosmos_ros.registry import bundle as bundle_io
+from cosmos_ros.registry import chain, dbfile, evidence, provenance, validation
 from cosmos_ros.registry.artifacts import ArtifactStore, fault_point, inspect_safetensors, sha256_file
 from cosmos_ros.registry.names import InvalidNameError, adapter_id, parse_ref, validate_name, validate_tag
 from cosmos_ros.registry.records import (
@@ -37,7 +43,6 @@ from cosmos_ros.registry.records import (
     AdapterRecord,
     ArtifactError,
     AuditEntry,
-    BundleError,
     CatalogEntry,
     EvaluationEntry,
     Problem,
@@ -121,6 +126,17 @@ CREATE TABLE IF NOT EXISTS evaluations (
     at TEXT NOT NULL,
     FOREIGN KEY (name, version) REFERENCES adapters (name, version)
 );
+CREATE TABLE IF NOT EXISTS provenance (
+    name TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (name, version),
+    FOREIGN KEY (name, version) REFERENCES adapters (name, version)
+);
+CREATE TRIGGER IF NOT EXISTS provenance_no_update BEFORE UPDATE ON provenance
+BEGIN SELECT RAISE(ABORT, 'provenance is immutable'); END;
+CREATE TRIGGER IF NOT EXISTS provenance_no_delete BEFORE DELETE ON provenance
+BEGIN SELECT RAISE(ABORT, 'provenance is immutable'); END;
 CREATE TABLE IF NOT EXISTS audit_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL,
@@ -158,28 +174,44 @@ class SqliteRegistry(Registry):
             raise RegistryError(f"registry location {self.root} exists and is not a directory")
         self.root.mkdir(parents=True, exist_ok=True)
         self.artifacts = ArtifactStore(self.root)
+        bundle_io.remove_stale_scratch(self.root)  # what killed imports left (gc also removes them)
         self.db_path = self.root / DB_NAME
         self._lock = threading.RLock()
+        has_artifacts = next(iter(self.artifacts.iter_blobs()), None) is not None
+        if not dbfile.check_database_file(self.db_path, has_artifacts):
+            dbfile.create_database(self.db_path, _create_schema)
+            dbfile.check_database_file(self.db_path, has_artifacts)
         self._conn = sqlite3.connect(
             self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
+        try:
+            self._open_schema()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise dbfile.describe(exc, self.db_path) from exc
+
+    def _open_schema(self) -> None:
         self._conn.row_factory = sqlite3.Row
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._require_wal()
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.execute("PRAGMA foreign_keys = ON")
         with self._write() as conn:
-            for statement in _SCHEMA.split(";\n"):
-                if statement.strip():
-                    conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-            elif row["value"] != SCHEMA_VERSION:
+                raise RegistryError(f"{self.db_path}: no schema version recorded; not a registry database")
+            if row["value"] != SCHEMA_VERSION:
                 raise RegistryError(
                     f"{self.db_path}: registry schema {row['value']} is not {SCHEMA_VERSION}, "
                     "which this version reads"
                 )
+            _create_tables(conn)  # tables added since (provenance, chain) appear in older registries
+            if conn.execute("SELECT 1 FROM meta WHERE key = 'chain'").fetchone() is None:
+                # A registry from before tamper-evidence: its rows are chained once, as they are now.
+                adopted = chain.adopt_unchained(conn)
+                conn.execute("INSERT INTO meta (key, value) VALUES ('chain', ?)", (utc_now(),))
+                if adopted:
+                    LOG.info("%s: chained %d rows written before tamper-evidence", self.db_path, adopted)
 
     def _require_wal(self) -> None:
         """Switch to WAL or refuse: concurrency relies on it; SQLite reports a refusal only in the result."""
@@ -241,6 +273,7 @@ class SqliteRegistry(Registry):
     ) -> AdapterRecord:
         validate_name(name)
         tag_list = sorted({validate_tag(tag) for tag in tags})
+        validation.check_text(note, f"registering {name}", "note")
         actor = _actor(created_by)
         if status not in ("draft", "candidate"):
             raise StatusTransitionError(
@@ -257,7 +290,7 @@ class SqliteRegistry(Registry):
             if fields.get(key) in (None, []) and inferred:
                 fields[key] = inferred
         digest, size = sha256_file(source)
-        parent_id = self._canonical_parent(parent, fields.pop("metadata_parent", None))
+        parent_id = self._canonical_parent(parent, fields.pop("metadata_parent", None), Path(folder))
 
         for _attempt in range(3):
             with open(source, "rb") as fh:
@@ -285,12 +318,12 @@ class SqliteRegistry(Registry):
                     artifact_size=size,
                     status=status,
                     adapter_type=fields.get("adapter_type"),
-                    rank=_opt_int(fields.get("rank")),
-                    alpha=_opt_float(fields.get("alpha")),
+                    rank=fields.get("rank"),
+                    alpha=fields.get("alpha"),
                     target_modules=list(fields.get("target_modules") or []),
                     base_fingerprint=fields.get("base_fingerprint"),
                     dataset_manifest_sha256=fields.get("dataset_manifest_sha256"),
-                    dataset_path=_opt_str(fields.get("dataset_path")),
+                    dataset_path=fields.get("dataset_path"),
                     training_config=dict(fields.get("training_config") or {}),
                     code_version=fields.get("code_version"),
                     metrics=dict(fields.get("metrics") or {}),
@@ -329,6 +362,7 @@ class SqliteRegistry(Registry):
                 f"unknown registration field(s) {unknown}; known: {', '.join(METADATA_FIELDS)}"
             )
         fields: dict[str, Any] = {}
+        validation.check_metadata_file(folder)
         meta_folder = folder if folder.is_dir() else None
         meta = read_adapter_metadata(meta_folder) if meta_folder is not None else None
         if meta is not None:
@@ -336,25 +370,20 @@ class SqliteRegistry(Registry):
             fields = {key: data.get(key) for key in METADATA_FIELDS}
             fields["metadata_parent"] = data.get("parent")
         fields.update({key: value for key, value in overrides.items() if value is not None})
-        if fields.get("adapter_type") not in (None, "lora", "dora"):
-            raise RegistryError(
-                f"adapter_type {fields['adapter_type']!r} is not supported; accepted: lora, dora"
-            )
-        for key in ("training_config", "metrics"):
-            if not isinstance(fields.get(key) or {}, dict):
-                raise RegistryError(f"{key} must be a mapping, got {type(fields[key]).__name__}")
-        return fields
+        return validation.check_registration_fields(fields, f"registering {source}")
 
-    def _canonical_parent(self, explicit: str | None, from_metadata: str | None) -> str | None:
+    def _canonical_parent(self, explicit: str | None, from_metadata: Any, folder: Path) -> str | None:
+        """The parent's id; one that is not registered here is refused, never dropped with a warning."""
         if explicit:
             return self.get(explicit).adapter_id
         if from_metadata:
             try:
                 return self.get(from_metadata).adapter_id
-            except (RegistryError, InvalidNameError):
-                LOG.warning(
-                    "metadata parent %r is not a registered adapter; lineage not recorded", from_metadata
-                )
+            except (RegistryError, InvalidNameError) as exc:
+                raise validation.InvalidRecordError(
+                    f"{folder / METADATA_NAME}: parent {from_metadata!a} is not accepted ({exc}); "
+                    "register the parent first, give --parent REF, or remove the field"
+                ) from exc
         return None
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -364,6 +393,7 @@ class SqliteRegistry(Registry):
             row = self._select_ref(conn, parsed.name, parsed.version, parsed.selector)
             if row is None:
                 raise AdapterNotFoundError(self._not_found_message(conn, ref, parsed.name))
+            chain.check_record(conn, row, str(self.db_path))
             return self._load_records(conn, [row])[0]
 
     @staticmethod
@@ -426,8 +456,16 @@ class SqliteRegistry(Registry):
             rows = self._conn.execute(query + " ORDER BY name, version", params).fetchall()
         return [CatalogEntry(**dict(row)) for row in rows]
 
+    def _load_records(self, conn: sqlite3.Connection, rows: list[Any]) -> list[AdapterRecord]:
+        try:
+            return self._build_records(conn, rows)
+        except (ValueError, TypeError) as exc:  # JSON in a row damaged outside the registry
+            raise chain.ChainError(
+                f"{self.db_path}: a stored record cannot be read ({exc}); run 'cosmos-ros adapters verify'"
+            ) from exc
+
     @staticmethod
-    def _load_records(conn: sqlite3.Connection, rows: list[Any]) -> list[AdapterRecord]:
+    def _build_records(conn: sqlite3.Connection, rows: list[Any]) -> list[AdapterRecord]:
         if not rows:
             return []
         keys = {(row["name"], row["version"]) for row in rows}
@@ -452,6 +490,9 @@ class SqliteRegistry(Registry):
             key = (row["name"], row["version"])
             if key in evaluations:
                 evaluations[key].append(EvaluationEntry(json.loads(row["results"]), row["by"], row["at"]))
+        origins: dict[tuple[str, int], dict[str, Any]] = {}
+        for row in conn.execute(f"SELECT * FROM provenance WHERE name IN ({marks})", names):
+            origins[(row["name"], row["version"])] = json.loads(row["data"])
         return [
             AdapterRecord(
                 name=row["name"],
@@ -477,6 +518,7 @@ class SqliteRegistry(Registry):
                 tensor_count=row["tensor_count"],
                 history=history[(row["name"], row["version"])],
                 evaluations=evaluations[(row["name"], row["version"])],
+                provenance=origins.get((row["name"], row["version"])),
             )
             for row in rows
         ]
@@ -499,6 +541,7 @@ class SqliteRegistry(Registry):
             if row is None:
                 raise AdapterNotFoundError(self._not_found_message(conn, ref, parsed.name))
             target = adapter_id(row["name"], row["version"])
+            chain.check_record(conn, row, str(self.db_path))
             check_transition(row["status"], status, target)
             forced = False
             if status == "approved":
@@ -513,12 +556,13 @@ class SqliteRegistry(Registry):
                 "UPDATE adapters SET status = ? WHERE name = ? AND version = ?",
                 (status, row["name"], row["version"]),
             )
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO status_changes (name, version, from_status, to_status, by, at, note,"
                 " force_reason)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (row["name"], row["version"], row["status"], status, actor, now, note, force_reason),
             )
+            chain.append(conn, "status_changes", cursor.lastrowid)
             self._audit(
                 conn,
                 actor,
@@ -536,15 +580,21 @@ class SqliteRegistry(Registry):
     def _check_evaluation_gate(
         conn: sqlite3.Connection, row: Any, target: str, force_reason: str | None
     ) -> bool:
-        """Approval needs evaluation results that did not fail; returns True where forced past the gate."""
+        """Approval needs a latest evaluation that passed a gate; returns True where forced past the gate.
+
+        Only evaluations attached here count: an imported version's are provenance, not evidence.
+        """
         latest = conn.execute(
             "SELECT results FROM evaluations WHERE name = ? AND version = ? ORDER BY seq DESC LIMIT 1",
             (row["name"], row["version"]),
         ).fetchone()
+        verdict = None if latest is None else evidence.gate_verdict(json.loads(latest["results"]))
         if latest is None:
             problem = f"{target} has no evaluation results"
-        elif json.loads(latest["results"]).get("passed") is False:
+        elif verdict is False:
             problem = f"{target}'s latest evaluation did not pass"
+        elif verdict is None:
+            problem = f"{target}'s latest evaluation has no gate verdict (run 'cosmos-ros eval' with --gate)"
         else:
             return False
         if force_reason is None:
@@ -555,12 +605,8 @@ class SqliteRegistry(Registry):
         return True
 
     def attach_evaluation(self, ref: str, results: dict[str, Any], *, by: str | None = None) -> AdapterRecord:
-        if not isinstance(results, dict) or not results:
-            raise RegistryError(f"{ref}: evaluation results must be a non-empty mapping")
-        try:
-            encoded = json.dumps(results, sort_keys=True, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise RegistryError(f"{ref}: evaluation results are not plain JSON ({exc})") from exc
+        evidence.check_evaluation(results, f"{ref}")
+        encoded = json.dumps(results, sort_keys=True, allow_nan=False)
         actor = _actor(by)
         parsed = parse_ref(ref)
         with self._write() as conn:
@@ -568,12 +614,19 @@ class SqliteRegistry(Registry):
             if row is None:
                 raise AdapterNotFoundError(self._not_found_message(conn, ref, parsed.name))
             target = adapter_id(row["name"], row["version"])
+            chain.check_record(conn, row, str(self.db_path))
             if row["status"] == "revoked":
                 raise StatusTransitionError(f"{target} is revoked; evaluations are no longer attached")
-            conn.execute(
+            if row["base_fingerprint"] is not None and results["base_fingerprint"] != row["base_fingerprint"]:
+                raise evidence.EvidenceError(
+                    f"{target}: evaluation field 'base_fingerprint' = {results['base_fingerprint']} is not "
+                    f"the base model {target} was trained on ({row['base_fingerprint']})"
+                )
+            cursor = conn.execute(
                 "INSERT INTO evaluations (name, version, results, by, at) VALUES (?, ?, ?, ?, ?)",
                 (row["name"], row["version"], encoded, actor, utc_now()),
             )
+            chain.append(conn, "evaluations", cursor.lastrowid)
             self._audit(conn, actor, "evaluation", target, keys=sorted(results), passed=results.get("passed"))
         return self.get(target)
 
@@ -614,6 +667,11 @@ class SqliteRegistry(Registry):
             ).fetchall()
         if [tuple(r) for r in check] != [("ok",)]:
             problems.append(Problem("database", str(self.db_path), "; ".join(str(r[0]) for r in check)))
+        with self._read() as conn:
+            problems += [
+                Problem("database_row", subject, message)
+                for subject, message in chain.verify(conn, str(self.db_path))
+            ]
         watch = Stopwatch(progress, "verify", len(rows))
         referenced: set[str] = set()
         for index, row in enumerate(rows):
@@ -656,6 +714,7 @@ class SqliteRegistry(Registry):
         # Holding the write lock keeps registrations from committing a reference mid-sweep; the age
         # limit protects blobs that a registration copied in but has not committed yet.
         with self._write() as conn:
+            dbfile.quick_check(conn, self.db_path)  # a damaged database would make live blobs look orphaned
             referenced = {row[0] for row in conn.execute("SELECT DISTINCT artifact_sha256 FROM adapters")}
             candidates = [
                 b for b in self.artifacts.iter_blobs() if self.artifacts.digest_of(b) not in referenced
@@ -672,27 +731,44 @@ class SqliteRegistry(Registry):
 
     # ---- bundles --------------------------------------------------------------------------------
     def export_bundle(self, ref: str, path: str | os.PathLike[str]) -> Path:
+        """Write the bundle, then audit it; a registry that cannot record the export writes nothing."""
         record = self.get(ref)
+        target = Path(path)
+        if target.is_dir():
+            raise RegistryError(
+                f"export output {target} is a folder; give a file name, e.g. {target}/bundle.tar"
+            )
         blob = self.artifact_path(record)
         if not blob.is_file() or sha256_file(blob)[0] != record.artifact_sha256:
             raise ArtifactError(
                 f"{record.adapter_id}: artifact {blob} is missing or damaged; nothing exported"
             )
-        out = bundle_io.write_bundle(path, record, blob)
-        with self._write() as conn:
-            self._audit(conn, default_actor(), "export", record.adapter_id, bundle=Path(path).name)
+        try:
+            with self._write():  # probe: a read-only registry fails here, before the bundle exists
+                pass
+        except sqlite3.OperationalError as exc:
+            raise dbfile.describe(exc, self.db_path) from exc
+        out = bundle_io.write_bundle(target, record, blob)
+        try:
+            with self._write() as conn:
+                self._audit(conn, default_actor(), "export", record.adapter_id, bundle=target.name)
+        except BaseException:
+            out.unlink(missing_ok=True)  # an export the audit log does not show must not exist
+            raise
         return out
 
     def import_bundle(self, path: str | os.PathLike[str], *, by: str | None = None) -> AdapterRecord:
+        """Add a bundle's version as this registry's own: candidate, the exporter's word as provenance."""
         actor = _actor(by)
-        with bundle_io.open_bundle(path) as (record, artifact_stream):
-            self._check_no_conflict(self._conn, record, path)  # before copying: a refusal leaves no blob
+        label = Path(path).name
+        with bundle_io.open_bundle(path) as (exported, artifact_stream):
+            record = provenance.imported_record(exported, label, actor, utc_now())
+            # Checked before copying, so a refusal leaves no blob; and again under the write lock.
+            self._check_import(self._conn, record, path)
             self.artifacts.put(artifact_stream, record.artifact_sha256, f"{path}:artifact")
             with self._write() as conn:
-                if self._check_no_conflict(conn, record, path):
-                    self._audit(
-                        conn, actor, "import:already_present", record.adapter_id, bundle=Path(path).name
-                    )
+                if self._check_import(conn, record, path):
+                    self._audit(conn, actor, "import:already_present", record.adapter_id, bundle=label)
                 else:
                     self._insert_record(conn, record)
                     self._audit(
@@ -700,31 +776,20 @@ class SqliteRegistry(Registry):
                         actor,
                         "import",
                         record.adapter_id,
-                        bundle=Path(path).name,
+                        bundle=label,
                         artifact_sha256=record.artifact_sha256,
                         status=record.status,
+                        exporter_status=exported.status,
                     )
         return self.get(record.adapter_id)
 
-    def _check_no_conflict(self, conn: sqlite3.Connection, record: AdapterRecord, path: object) -> bool:
-        """True where the version is already here with the same artifact; raises where it differs."""
+    def _check_import(self, conn: sqlite3.Connection, record: AdapterRecord, path: object) -> bool:
         with self._lock:
-            existing = conn.execute(
-                "SELECT artifact_sha256 FROM adapters WHERE name = ? AND version = ?",
-                (record.name, record.version),
-            ).fetchone()
-        if existing is None:
-            return False
-        if existing["artifact_sha256"] != record.artifact_sha256:
-            raise BundleError(
-                f"{path}: {record.adapter_id} already exists here with artifact "
-                f"{existing['artifact_sha256']}, the bundle holds {record.artifact_sha256}"
-            )
-        return True
+            return provenance.check_import(conn, record, path)
 
     @staticmethod
     def _insert_record(conn: sqlite3.Connection, record: AdapterRecord) -> None:
-        conn.execute(
+        cursor = conn.execute(
             "INSERT INTO adapters (name, version, artifact_sha256, artifact_size, status, adapter_type, rank,"
             " alpha, target_modules, base_fingerprint, dataset_manifest_sha256, dataset_path,"
             " training_config, code_version, metrics, parent, tags, created_by, created_at,"
@@ -754,8 +819,9 @@ class SqliteRegistry(Registry):
                 record.tensor_count,
             ),
         )
+        chain.append(conn, "adapters", cursor.lastrowid)
         for change in record.history:
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO status_changes (name, version, from_status, to_status, by, at, note,"
                 " force_reason)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -770,11 +836,32 @@ class SqliteRegistry(Registry):
                     change.force_reason,
                 ),
             )
+            chain.append(conn, "status_changes", cursor.lastrowid)
         for entry in record.evaluations:
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO evaluations (name, version, results, by, at) VALUES (?, ?, ?, ?, ?)",
                 (record.name, record.version, json.dumps(entry.results, sort_keys=True), entry.by, entry.at),
             )
+            chain.append(conn, "evaluations", cursor.lastrowid)
+        if record.provenance is not None:
+            cursor = conn.execute(
+                "INSERT INTO provenance (name, version, data) VALUES (?, ?, ?)",
+                (record.name, record.version, json.dumps(record.provenance, sort_keys=True)),
+            )
+            chain.append(conn, "provenance", cursor.lastrowid)
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in (_SCHEMA + chain.SCHEMA).split(";\n"):
+        if statement.strip():
+            conn.execute(statement)
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    """A new database: the tables and the schema version (see :func:`dbfile.create_database`)."""
+    _create_tables(conn)
+    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
+    conn.execute("INSERT INTO meta (key, value) VALUES ('chain', ?)", (utc_now(),))
 
 
 def _actor(name: str | None) -> str:
@@ -782,15 +869,3 @@ def _actor(name: str | None) -> str:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in actor) or len(actor) > 200:
         raise RegistryError(f"actor name {actor!r} is not accepted (printable, at most 200 characters)")
     return actor
-
-
-def _opt_int(value: Any) -> int | None:
-    return None if value is None else int(value)
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _opt_str(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -109,7 +109,7 @@ class Registry(abc.ABC):
 
     @abc.abstractmethod
     def attach_evaluation(self, ref: str, results: dict[str, Any], *, by: str | None = None) -> AdapterRecord:
-        """Append evaluation results (what the approval gate looks at)."""
+        """Append evaluation results in the ``eval`` command's schema (what the approval gate looks at)."""
 
     @abc.abstractmethod
     def artifact_path(self, record: AdapterRecord) -> Path:
@@ -129,7 +129,7 @@ class Registry(abc.ABC):
 
     @abc.abstractmethod
     def import_bundle(self, path: str | os.PathLike[str], *, by: str | None = None) -> AdapterRecord:
-        """Add the version held by a bundle archive, unchanged."""
+        """Add a bundle's version as a candidate; what its exporter said is kept as provenance."""
 
     @abc.abstractmethod
     def audit_log(self, adapter: str | None = None, limit: int | None = None) -> list[AuditEntry]:
