@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from nodes_helpers import Client, camera_frame, start_node, tiny_model_dir, wait_until
 from ros_helpers import start_python, stop, wait_for_line
@@ -15,9 +16,10 @@ from ros_helpers import start_python, stop, wait_for_line
 pytest.importorskip("rclpy")
 from action_msgs.msg import GoalStatus
 from cosmos_ros_interfaces.action import CaptureAndPredict
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
+from cosmos_ros.media.ros_image import message_to_rgb
 from cosmos_ros.media.video import read_video
 from cosmos_ros.nodes.conversions import stamp_to_seconds
 from cosmos_ros.nodes.qos import preview_qos, recorder_qos
@@ -77,7 +79,12 @@ def test_camera_frames_become_a_previewed_prediction(setup) -> None:
     # A recorder's deep reader history: a depth-1 viewer may legitimately skip frames under load.
     frames = client.collect(Image, "/generation_node/predicted_video", recorder_qos())
     side = client.collect(Image, "/generation_node/side_by_side", recorder_qos())
-    for topic in ("/generation_node/predicted_video", "/generation_node/side_by_side"):
+    jpeg = client.collect(CompressedImage, "/generation_node/predicted_video/compressed", recorder_qos())
+    for topic in (
+        "/generation_node/predicted_video",
+        "/generation_node/side_by_side",
+        "/generation_node/predicted_video/compressed",
+    ):
         wait_until(lambda t=topic: client.node.count_publishers(t) >= 1, 10, f"discovery of {topic}")
     stop_camera = client.camera("/test_cam/image_raw", camera_frame(48, 64), encoding="bgr8")
     try:
@@ -96,7 +103,14 @@ def test_camera_frames_become_a_previewed_prediction(setup) -> None:
     steps = [(f.step, f.total_steps) for f in feedback if f.stage == "denoise"]
     assert steps == [(i, STEPS) for i in range(1, STEPS + 1)]  # once per denoising step
 
-    wait_until(lambda: len(frames) == FRAMES and len(side) == FRAMES, 10, "every preview frame")
+    wait_until(lambda: len(frames) == FRAMES == len(side) == len(jpeg), 10, "every preview frame")
+    # The compressed preview (what Foxglove / a remote RViz reads) shows the same frames, same stamps.
+    assert {m.format for m in jpeg} == {"rgb8; jpeg compressed bgr8"}
+    assert [m.header.stamp for m in jpeg] == [m.header.stamp for m in frames]
+    for raw, small in zip(frames, jpeg, strict=True):
+        decoded = message_to_rgb(small).astype(int)
+        original = np.frombuffer(bytes(raw.data), np.uint8).reshape(64, 96, 3).astype(int)
+        assert np.abs(decoded - original).mean() < 4 and len(small.data) < len(raw.data) / 4
     assert {(m.width, m.height, m.encoding, m.step) for m in frames} == {(96, 64, "rgb8", 96 * 3)}
     assert {(m.width, m.height) for m in side} == {(2 * 96, 64)}
     assert all(m.header.frame_id == "camera_optical" for m in frames)

@@ -151,3 +151,21 @@ def image_msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
 def rgb_to_image_msg(frame: np.ndarray, header: Header) -> Image:
     """A ``rgb8`` sensor_msgs/Image holding ``frame`` (uint8 [H, W, 3])."""
     return Image(header=header, **_ros_image().rgb_to_image_fields(frame))
+
+
+#: The ``format`` image_transport's compressed plugin writes for jpeg from an rgb8 source.
+JPEG_FORMAT = "rgb8; jpeg compressed bgr8"
+
+
+def rgb_to_jpeg_msg(frame: np.ndarray, header: Header, quality: int) -> CompressedImage:
+    """A jpeg sensor_msgs/CompressedImage of ``frame`` (uint8 [H, W, 3] RGB), as image_transport
+    writes it on ``<topic>/compressed`` (what Foxglove and a remote RViz read over Wi-Fi)."""
+    import cv2
+
+    if not 1 <= quality <= 100:
+        raise ValueError(f"jpeg quality must be in 1..100, got {quality}")
+    bgr = cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2BGR)
+    ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError(f"cannot jpeg-encode a frame of shape {frame.shape}")
+    return CompressedImage(header=header, format=JPEG_FORMAT, data=buf.tobytes())

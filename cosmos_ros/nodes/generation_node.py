@@ -21,6 +21,7 @@ Interfaces (relative names, so a launch ``namespace`` prefixes them):
 - topics ``~/predicted_video`` and ``~/side_by_side`` (sensor_msgs/Image rgb8, RELIABLE +
   TRANSIENT_LOCAL depth 1), played at the video fps (parameter ``fps``) ``preview_loops`` times;
   frame i is stamped ``newest conditioning stamp + i/fps`` with the conditioning frame's frame_id.
+  ``~/predicted_video/compressed``: the same frames as jpeg CompressedImage (``preview_jpeg_quality``).
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray) every ``diagnostics_period`` seconds.
 - ``camera_topic`` frames are checked as they arrive (encoding, and data at least step * height
   bytes); a camera sending unusable frames is logged once and reported in ``/diagnostics``.
@@ -64,6 +65,7 @@ from cosmos_ros.nodes.conversions import (
     UnsupportedImage,
     image_msg_to_rgb,
     rgb_to_image_msg,
+    rgb_to_jpeg_msg,
     shifted_header,
     stamp_to_seconds,
 )
@@ -112,6 +114,11 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "max_queued_goals": (1, "with busy_policy queue: goals that may wait while one runs; more are rejected"),
     "preview_loops": (1, "times the preview topics play each prediction (0 = do not publish)"),
     "publish_side_by_side": (True, "also publish '~/side_by_side' (input | prediction)"),
+    "preview_jpeg_quality": (
+        80,
+        "also publish '~/predicted_video/compressed' (jpeg CompressedImage, image_transport's name; "
+        "about 1/20 of the raw bytes) at this quality 1..100 (0 = off)",
+    ),
     "diagnostics_period": (1.0, "seconds between /diagnostics messages (0 = off)"),
     "autostart": (True, "configure and activate on start-up (no lifecycle manager needed)"),
 }
@@ -161,6 +168,7 @@ class GenerationNode(LifecycleNode):
         self._camera_check = ArrivalCheck()
         self._camera_sub: Any = None
         self._preview_pub: Any = None
+        self._jpeg_pub: Any = None
         self._side_pub: Any = None
         self.stats = {"goals": 0, "succeeded": 0, "failed": 0, "cancelled": 0, "stopped": 0, "rejected": 0}
         self.last_latency = float("nan")
@@ -215,6 +223,10 @@ class GenerationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._preview_pub = self.create_publisher(Image, "~/predicted_video", preview_qos())
         self._side_pub = self.create_publisher(Image, "~/side_by_side", preview_qos())
+        if self.cfg["preview_jpeg_quality"]:
+            self._jpeg_pub = self.create_publisher(
+                CompressedImage, "~/predicted_video/compressed", preview_qos()
+            )
         topic = self.cfg["camera_topic"]
         if topic:
             self._camera = FrameBuffer(self.resolve_topic_name(topic), 8)
@@ -246,6 +258,10 @@ class GenerationNode(LifecycleNode):
         self.cfg["model_path"] = str(model_path)
         if self.cfg["max_queued_goals"] < 0 or self.cfg["preview_loops"] < 0:
             raise ValueError("max_queued_goals and preview_loops must be >= 0")
+        if not 0 <= self.cfg["preview_jpeg_quality"] <= 100:
+            raise ValueError(
+                f"preview_jpeg_quality must be 0 (off) or 1..100, got {self.cfg['preview_jpeg_quality']}"
+            )
         if self.cfg["busy_policy"] not in BUSY_POLICIES:
             raise ValueError(_bad_policy(self.cfg["busy_policy"]))
         if float(self.cfg["fps"]) < 0:
@@ -322,10 +338,10 @@ class GenerationNode(LifecycleNode):
 
     def _release_interfaces(self) -> None:
         self._preview_stop.set()
-        for pub in (self._preview_pub, self._side_pub):
+        for pub in (self._preview_pub, self._side_pub, self._jpeg_pub):
             if pub is not None:
                 self.destroy_publisher(pub)
-        self._preview_pub = self._side_pub = None
+        self._preview_pub = self._side_pub = self._jpeg_pub = None
         if self._camera_sub is not None:
             self.destroy_subscription(self._camera_sub)
             self._camera_sub = self._camera = None
@@ -693,7 +709,8 @@ class GenerationNode(LifecycleNode):
         stop: threading.Event,
     ) -> None:
         period = 1.0 / fps if fps > 0 else 0.0
-        pub, side_pub = self._preview_pub, self._side_pub
+        pub, side_pub, jpeg_pub = self._preview_pub, self._side_pub, self._jpeg_pub
+        quality = int(self.cfg["preview_jpeg_quality"])
         for _ in range(loops):
             start = time.monotonic()
             for i, frame in enumerate(predicted):
@@ -702,6 +719,8 @@ class GenerationNode(LifecycleNode):
                 frame_header = shifted_header(header, i * period)
                 try:
                     pub.publish(rgb_to_image_msg(frame, frame_header))
+                    if jpeg_pub is not None:
+                        jpeg_pub.publish(rgb_to_jpeg_msg(frame, frame_header, quality))
                     if side is not None and side_pub is not None:
                         side_pub.publish(rgb_to_image_msg(side[i], frame_header))
                 except Exception:
