@@ -113,6 +113,45 @@ def reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
+def compile_stock(transformer: Any, *, backend: str = "inductor", fullgraph: bool = True) -> str:
+    """Regional compilation the way the diffusers docs recommend; returns how it was applied.
+
+    The docs' one line is ``transformer.compile_repeated_blocks(fullgraph=True)``. diffusers
+    0.42's ``CosmosTransformer3DModel`` names no ``_repeated_blocks``, so the call would raise;
+    the equivalent is to name its block class on the instance and make the same call, which
+    compiles every ``CosmosTransformerBlock`` with the same arguments. ``backend`` is
+    ``torch.compile``'s (default "inductor"; "eager" only traces, for a CPU sanity run).
+    """
+    how = "compile_repeated_blocks"
+    if not getattr(transformer, "_repeated_blocks", None):
+        transformer._repeated_blocks = ["CosmosTransformerBlock"]
+        how = "compile_repeated_blocks (_repeated_blocks set on the instance)"
+    transformer.compile_repeated_blocks(fullgraph=fullgraph, backend=backend)
+    return how
+
+
+def uncompile_blocks(transformer: Any) -> None:
+    """Undo ``nn.Module.compile`` on the blocks and drop dynamo's caches (next engine starts clean)."""
+    import torch
+
+    for block in transformer.transformer_blocks:
+        block._compiled_call_impl = None
+    torch._dynamo.reset()
+
+
+def dynamo_stats_total() -> int:
+    """Sum of dynamo's compile statistics so far (a delta > 0 across a switch means it traced again)."""
+    import torch
+
+    return int(sum(torch._dynamo.utils.counters["stats"].values()))
+
+
+def gpu_allocated_gib() -> float:
+    import torch
+
+    return torch.cuda.memory_allocated() / 2**30 if torch.cuda.is_available() else float("nan")
+
+
 def build_transformer(quick: bool, device: str, dtype: Any, seed: int = 0) -> Any:
     import torch
     from diffusers import CosmosTransformer3DModel
