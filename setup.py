@@ -109,6 +109,9 @@ setup(
             "opencv-python-headless",
             "av>=14",
         ],
+        # Signed adapter bundles ('cosmos-ros adapters export --sign-key'); model-signing imports
+        # OpenSSL without declaring it.
+        "signing": ["model-signing>=1.1.1", "pyOpenSSL>=25", "cryptography>=46"],
         "test": ["pytest", "ruff"],
     },
     zip_safe=False,

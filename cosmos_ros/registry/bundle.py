@@ -4,6 +4,8 @@ Layout (plain tar, optionally gzip-compressed by whoever ships it)::
 
     bundle.json                      {"schema", "exported_at", "artifact", "record": {...}}
     artifact/<sha256>.safetensors    the weights
+    bundle.sig                       optional: model-signing's signature over bundle.json
+                                     (see ``signing.py``; ``site_policy.py`` decides what it earns)
 
 Import never extracts: members are read as streams, and the archive is refused outright if it
 holds anything else, links, absolute paths or ``..`` components, so a crafted bundle cannot
@@ -24,13 +26,14 @@ import shutil
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO
 
 from cosmos_ros.atomic import atomic_path
 from cosmos_ros.registry.artifacts import fault_point, inspect_safetensors
 from cosmos_ros.registry.records import AdapterRecord, ArtifactError, BundleError, utc_now
+from cosmos_ros.registry.signing import MAX_SIGNATURE_BYTES, SIGNATURE_NAME
 from cosmos_ros.registry.validation import InvalidRecordError, check_record
 
 BUNDLE_SCHEMA = "cosmos_ros.registry-bundle/1"
@@ -44,14 +47,25 @@ _ARTIFACT_RE = re.compile(r"^artifact/[0-9a-f]{64}\.safetensors\Z")
 #: What reading a cut-off or corrupted archive raises (tarfile does not wrap the decompressors').
 _READ_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError)
 _CHUNK = 4 * 1024 * 1024
+#: Called with the manifest's bytes and the signature's (``None`` if unsigned); raises to refuse.
+SignatureCheck = Callable[[bytes, "bytes | None"], None]
 
 
 def artifact_member(sha256: str) -> str:
     return f"artifact/{sha256}.safetensors"
 
 
-def write_bundle(path: str | os.PathLike[str], record: AdapterRecord, blob: Path) -> Path:
-    """Write the bundle atomically; member metadata is fixed so equal inputs give equal archives."""
+def write_bundle(
+    path: str | os.PathLike[str],
+    record: AdapterRecord,
+    blob: Path,
+    sign: Callable[[bytes], bytes] | None = None,
+) -> Path:
+    """Write the bundle atomically; member metadata is fixed so equal inputs give equal archives.
+
+    ``sign`` maps the manifest's bytes to a signature, stored as ``bundle.sig``; it runs before
+    the archive is created, so a bad key leaves no bundle.
+    """
     manifest = {
         "schema": BUNDLE_SCHEMA,
         "exported_at": utc_now(),
@@ -59,8 +73,11 @@ def write_bundle(path: str | os.PathLike[str], record: AdapterRecord, blob: Path
         "record": record.to_dict(),
     }
     payload = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8")
+    signature = sign(payload) if sign is not None else None
     with atomic_path(path) as tmp, tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(_member(MANIFEST_NAME, len(payload)), io.BytesIO(payload))
+        if signature is not None:
+            tar.addfile(_member(SIGNATURE_NAME, len(signature)), io.BytesIO(signature))
         with open(blob, "rb") as fh:
             tar.addfile(_member(artifact_member(record.artifact_sha256), blob.stat().st_size), fh)
     return Path(path)
@@ -96,8 +113,13 @@ def _incomplete(label: str, exc: BaseException) -> BundleError:
 
 
 @contextlib.contextmanager
-def open_bundle(path: str | os.PathLike[str]) -> Iterator[tuple[AdapterRecord, IO[bytes]]]:
+def open_bundle(
+    path: str | os.PathLike[str], check_signature: SignatureCheck | None = None
+) -> Iterator[tuple[AdapterRecord, IO[bytes]]]:
     """Check a bundle and yield its record and a stream of its artifact.
+
+    ``check_signature`` sees the very manifest bytes the record is read from (one read, so the
+    bundle cannot change between the signature check and its use), before the record is parsed.
 
     Read errors of a cut-off archive (while listing it, or later while the caller reads the
     stream) become :class:`BundleError`, so callers see one kind of refusal for every bad bundle.
@@ -117,7 +139,7 @@ def open_bundle(path: str | os.PathLike[str]) -> Iterator[tuple[AdapterRecord, I
         ) from exc
     with tar:
         try:
-            record, stream = _check_members(tar, label)
+            record, stream = _check_members(tar, label, check_signature)
         except (*_READ_ERRORS, OSError) as exc:  # only the archive is read here
             raise _incomplete(label, exc) from exc
         try:
@@ -126,7 +148,9 @@ def open_bundle(path: str | os.PathLike[str]) -> Iterator[tuple[AdapterRecord, I
             raise _incomplete(label, exc) from exc
 
 
-def _check_members(tar: tarfile.TarFile, label: str) -> tuple[AdapterRecord, IO[bytes]]:
+def _check_members(
+    tar: tarfile.TarFile, label: str, check_signature: SignatureCheck | None = None
+) -> tuple[AdapterRecord, IO[bytes]]:
     members = tar.getmembers()
     by_name: dict[str, tarfile.TarInfo] = {}
     for member in members:
@@ -139,20 +163,30 @@ def _check_members(tar: tarfile.TarFile, label: str) -> tuple[AdapterRecord, IO[
         by_name[member.name] = member
     if MANIFEST_NAME not in by_name:
         raise BundleError(f"{label}: no {MANIFEST_NAME}; not a cosmos_ros adapter bundle")
-    extra = sorted(name for name in by_name if name != MANIFEST_NAME and not _ARTIFACT_RE.match(name))
+    known = (MANIFEST_NAME, SIGNATURE_NAME)
+    extra = sorted(name for name in by_name if name not in known and not _ARTIFACT_RE.match(name))
     if extra:
         raise BundleError(
-            f"{label}: unexpected member(s) {extra}; a bundle holds {MANIFEST_NAME} and one "
-            "artifact/<sha256>.safetensors (only safetensors artifacts are accepted)"
+            f"{label}: unexpected member(s) {extra}; a bundle holds {MANIFEST_NAME}, one "
+            f"artifact/<sha256>.safetensors (only safetensors artifacts are accepted) and optionally "
+            f"{SIGNATURE_NAME}"
         )
     manifest_member = by_name[MANIFEST_NAME]
     if manifest_member.size > MAX_MANIFEST_BYTES:
         raise BundleError(
             f"{label}: {MANIFEST_NAME} is {manifest_member.size} bytes, larger than any real one"
         )
-    record = _read_manifest(tar, manifest_member, label)
+    payload = _read_member(tar, manifest_member, label)
+    if check_signature is not None:
+        signature = None
+        if SIGNATURE_NAME in by_name:
+            if by_name[SIGNATURE_NAME].size > MAX_SIGNATURE_BYTES:
+                raise BundleError(f"{label}: {SIGNATURE_NAME} is larger than any real signature; refused")
+            signature = _read_member(tar, by_name[SIGNATURE_NAME], label)
+        check_signature(payload, signature)
+    record = _parse_manifest(payload, label)
     expected = artifact_member(record.artifact_sha256)
-    artifacts = [name for name in by_name if name != MANIFEST_NAME]
+    artifacts = [name for name in by_name if name not in known]
     if artifacts != [expected]:
         raise BundleError(f"{label}: expected exactly the artifact member {expected!r}, found {artifacts}")
     if by_name[expected].size != record.artifact_size:
@@ -188,7 +222,9 @@ def max_artifact_bytes() -> int:
 
 
 def check_bundle(
-    path: str | os.PathLike[str], scratch: str | os.PathLike[str] | None = None
+    path: str | os.PathLike[str],
+    scratch: str | os.PathLike[str] | None = None,
+    check_signature: SignatureCheck | None = None,
 ) -> AdapterRecord:
     """Read a whole bundle without a registry: structure, manifest, artifact hash and header.
 
@@ -201,7 +237,7 @@ def check_bundle(
     label = str(path)
     with _scratch_file(scratch) as copy:
         digest = hashlib.sha256()
-        with open_bundle(path) as (record, stream), open(copy, "wb") as out:
+        with open_bundle(path, check_signature) as (record, stream), open(copy, "wb") as out:
             free = shutil.disk_usage(copy.parent).free
             if record.artifact_size > free:
                 raise BundleError(
@@ -263,12 +299,16 @@ def _scratch_file(scratch: str | os.PathLike[str] | None) -> Iterator[Path]:
             os.unlink(name)
 
 
-def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) -> AdapterRecord:
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, label: str) -> bytes:
     stream = tar.extractfile(member)
     if stream is None:
-        raise BundleError(f"{label}: cannot read {MANIFEST_NAME}")
+        raise BundleError(f"{label}: cannot read {member.name}")
+    return stream.read()
+
+
+def _parse_manifest(payload: bytes, label: str) -> AdapterRecord:
     try:
-        manifest = json.loads(stream.read().decode("utf-8"))
+        manifest = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BundleError(f"{label}: {MANIFEST_NAME} is not valid JSON ({exc})") from exc
     if not isinstance(manifest, dict) or manifest.get("schema") != BUNDLE_SCHEMA:

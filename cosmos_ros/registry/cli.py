@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cosmos_ros.cli import CliError
+from cosmos_ros.registry import policy_cli
 from cosmos_ros.registry.display import cell as plain_cell
 from cosmos_ros.registry.display import clean
 from cosmos_ros.registry.provenance import describe as describe_provenance
@@ -154,6 +155,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add("export", "write one version (record + weights) into a bundle archive", _export)
     p.add_argument("ref", metavar="REF", help=_REF_HELP)
     p.add_argument("-o", "--output", required=True, help="bundle file to write (.tar)")
+    p.add_argument(
+        "--sign-key",
+        metavar="PRIVATE_KEY.pem",
+        help="sign the bundle's manifest with this elliptic-curve private key (OpenSSF model-signing, "
+        "offline); the signature travels inside the bundle as bundle.sig (default: unsigned)",
+    )
 
     p = add(
         "import",
@@ -163,6 +170,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("bundle", metavar="BUNDLE", help="bundle file written by 'export'")
     p.add_argument("--by", help=_BY_HELP)
+
+    p = add(
+        "policy",
+        "show or set the import policy: required signatures, trusted keys, signed approvals",
+        _policy,
+        description=policy_cli.DESCRIPTION,
+    )
+    policy_cli.add_arguments(p)
 
     p = add(
         "verify",
@@ -536,10 +551,12 @@ def _check_import(args: argparse.Namespace) -> None:
     leaves nothing in the system's temp folder, and ``gc`` removes what it leaves.
     """
     from cosmos_ros.registry.bundle import check_bundle
+    from cosmos_ros.registry.site_policy import SignatureGate
     from cosmos_ros.registry.store import default_registry_path
 
     root = Path(args.registry).expanduser() if args.registry else default_registry_path()
-    check_bundle(args.bundle, scratch=root if root.is_dir() else None)
+    gate = SignatureGate.for_registry(root, args.bundle)  # its policy.yaml, if the registry exists
+    check_bundle(args.bundle, scratch=root if root.is_dir() else None, check_signature=gate)
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -804,10 +821,15 @@ def _attach(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    out = args.registry_obj.export_bundle(args.ref, args.output)
+    out = args.registry_obj.export_bundle(args.ref, args.output, sign_key=args.sign_key)
     record = args.registry_obj.get(args.ref)
-    _console().print(f"exported {record.adapter_id} to {out} ({out.stat().st_size} bytes)")
+    signed = " signed" if args.sign_key else ""
+    _console().print(f"exported {record.adapter_id} to {out} ({out.stat().st_size} bytes{signed})")
     return 0
+
+
+def _policy(args: argparse.Namespace) -> int:
+    return policy_cli.run(args, _console())
 
 
 def _import(args: argparse.Namespace) -> int:

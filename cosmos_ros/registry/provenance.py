@@ -6,6 +6,9 @@ name@approved``. Now what the exporter said (its status, status history and eval
 as *provenance*, shown as such, and never as this registry's status: the version lands as a
 candidate (a draft stays a draft; a version the exporter revoked lands revoked, so a recall
 travels) and becomes approved here only through this site's gate or a recorded ``--force-reason``.
+The one exception is the site's own choice: with ``keep_signed_approval: true`` in its
+``policy.yaml`` (``site_policy.py``), a bundle its exporter approved and signed with a key this
+site trusts, whose signature verifies, keeps its approval; the history says so.
 """
 
 from __future__ import annotations
@@ -25,8 +28,20 @@ def landing_status(exporter_status: str) -> str:
     return "candidate"
 
 
-def imported_record(record: AdapterRecord, bundle: str, actor: str, now: str) -> AdapterRecord:
-    """``record`` as this registry stores it: its own status and history, the exporter's as provenance."""
+def imported_record(
+    record: AdapterRecord,
+    bundle: str,
+    actor: str,
+    now: str,
+    signature: dict[str, Any] | None = None,
+    *,
+    keep_approval: bool = False,
+) -> AdapterRecord:
+    """``record`` as this registry stores it: its own status and history, the exporter's as provenance.
+
+    ``signature`` is what the signature check found (``None``: unsigned); ``keep_approval`` is
+    true only where it verified against a trusted key and the site policy keeps signed approvals.
+    """
     provenance: dict[str, Any] = {
         "imported_from": bundle,
         "imported_by": actor,
@@ -35,10 +50,18 @@ def imported_record(record: AdapterRecord, bundle: str, actor: str, now: str) ->
         "exporter_history": [asdict(change) for change in record.history],
         "exporter_evaluations": [asdict(entry) for entry in record.evaluations],
     }
+    if signature is not None:
+        provenance["signature"] = signature
     if record.provenance:
         provenance["earlier"] = record.provenance
     status = landing_status(record.status)
     note = f"imported from {bundle}; exporter said: {exporter_summary(provenance)}"
+    if keep_approval and record.status == "approved" and signature and signature.get("verified"):
+        status = "approved"
+        note += (
+            f"; approval kept: signed by trusted key {signature.get('signer')} and this site's "
+            "policy has keep_signed_approval: true"
+        )
     return replace(
         record,
         status=status,
@@ -75,8 +98,18 @@ def describe(provenance: dict[str, Any] | None) -> str | None:
         return None
     return (
         f"imported from {provenance.get('imported_from')} by {provenance.get('imported_by')} at "
-        f"{provenance.get('imported_at')}; exporter said (not trusted here): {exporter_summary(provenance)}"
+        f"{provenance.get('imported_at')}; {signature_summary(provenance.get('signature'))}; "
+        f"exporter said (not trusted here): {exporter_summary(provenance)}"
     )
+
+
+def signature_summary(signature: Any) -> str:
+    """``signed by sha256:... (verified ...)``, or ``unsigned``, for ``adapters show``."""
+    if not isinstance(signature, dict):
+        return "unsigned"
+    if signature.get("verified"):
+        return f"signed by {signature.get('signer')} (verified against a trusted key)"
+    return f"signed by {signature.get('signer')} (not verified: {signature.get('why', 'unknown reason')})"
 
 
 def check_import(conn: sqlite3.Connection, record: AdapterRecord, path: object) -> bool:

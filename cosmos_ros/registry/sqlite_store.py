@@ -21,6 +21,7 @@ one schema (``evidence.py``); a damaged database file is refused, never recreate
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ from typing import Any
 from cosmos_ros.model.adapter_folder import METADATA_NAME, read_adapter_metadata, weights_path
 from cosmos_ros.progress import ProgressCallback, Stopwatch
 from cosmos_ros.registry import bundle as bundle_io
-from cosmos_ros.registry import chain, dbfile, evidence, provenance, validation
+from cosmos_ros.registry import chain, dbfile, evidence, provenance, signing, validation
 from cosmos_ros.registry.artifacts import ArtifactStore, fault_point, inspect_safetensors, sha256_file
 from cosmos_ros.registry.names import InvalidNameError, adapter_id, parse_ref, validate_name, validate_tag
 from cosmos_ros.registry.records import (
@@ -52,6 +53,7 @@ from cosmos_ros.registry.records import (
     check_transition,
     utc_now,
 )
+from cosmos_ros.registry.site_policy import SignatureGate
 from cosmos_ros.registry.store import Registry, default_actor, warn_no_base_fingerprint
 
 LOG = logging.getLogger(__name__)
@@ -59,18 +61,7 @@ DB_NAME = "registry.sqlite3"
 SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_MS = 60_000
 #: Fields of adapter_metadata.json (and CLI overrides) that a record takes over.
-METADATA_FIELDS: tuple[str, ...] = (
-    "adapter_type",
-    "rank",
-    "alpha",
-    "target_modules",
-    "base_fingerprint",
-    "dataset_manifest_sha256",
-    "dataset_path",
-    "training_config",
-    "code_version",
-    "metrics",
-)
+METADATA_FIELDS = validation.REGISTRATION_FIELDS
 _IMMUTABLE_COLUMNS = (
     "name, version, artifact_sha256, artifact_size, adapter_type, rank, alpha, target_modules, "
     "base_fingerprint, dataset_manifest_sha256, dataset_path, training_config, code_version, metrics, "
@@ -730,8 +721,11 @@ class SqliteRegistry(Registry):
         return removed
 
     # ---- bundles --------------------------------------------------------------------------------
-    def export_bundle(self, ref: str, path: str | os.PathLike[str]) -> Path:
+    def export_bundle(
+        self, ref: str, path: str | os.PathLike[str], *, sign_key: str | os.PathLike[str] | None = None
+    ) -> Path:
         """Write the bundle, then audit it; a registry that cannot record the export writes nothing."""
+        signer = signing.check_private_key(sign_key) if sign_key is not None else None
         record = self.get(ref)
         target = Path(path)
         if target.is_dir():
@@ -748,10 +742,12 @@ class SqliteRegistry(Registry):
                 pass
         except sqlite3.OperationalError as exc:
             raise dbfile.describe(exc, self.db_path) from exc
-        out = bundle_io.write_bundle(target, record, blob)
+        sign = functools.partial(signing.sign_manifest, private_key=sign_key) if sign_key else None
+        out = bundle_io.write_bundle(target, record, blob, sign)
         try:
             with self._write() as conn:
-                self._audit(conn, default_actor(), "export", record.adapter_id, bundle=target.name)
+                signed = {"signed_by": signer} if signer else {}
+                self._audit(conn, default_actor(), "export", record.adapter_id, bundle=target.name, **signed)
         except BaseException:
             out.unlink(missing_ok=True)  # an export the audit log does not show must not exist
             raise
@@ -761,8 +757,11 @@ class SqliteRegistry(Registry):
         """Add a bundle's version as this registry's own: candidate, the exporter's word as provenance."""
         actor = _actor(by)
         label = Path(path).name
-        with bundle_io.open_bundle(path) as (exported, artifact_stream):
-            record = provenance.imported_record(exported, label, actor, utc_now())
+        gate = SignatureGate.for_registry(self.root, str(path))  # this site's policy.yaml
+        with bundle_io.open_bundle(path, gate) as (exported, artifact_stream):
+            record = provenance.imported_record(
+                exported, label, actor, utc_now(), gate.provenance, keep_approval=gate.keeps_approval
+            )
             # Checked before copying, so a refusal leaves no blob; and again under the write lock.
             self._check_import(self._conn, record, path)
             self.artifacts.put(artifact_stream, record.artifact_sha256, f"{path}:artifact")
@@ -780,6 +779,7 @@ class SqliteRegistry(Registry):
                         artifact_sha256=record.artifact_sha256,
                         status=record.status,
                         exporter_status=exported.status,
+                        **({"signature": gate.provenance} if gate.provenance else {}),
                     )
         return self.get(record.adapter_id)
 

@@ -124,8 +124,10 @@ class Registry(abc.ABC):
         """Remove orphan blobs and temporaries older than ``min_age_s``; returns what was removed."""
 
     @abc.abstractmethod
-    def export_bundle(self, ref: str, path: str | os.PathLike[str]) -> Path:
-        """Write one version (record + artifact) into a bundle archive."""
+    def export_bundle(
+        self, ref: str, path: str | os.PathLike[str], *, sign_key: str | os.PathLike[str] | None = None
+    ) -> Path:
+        """Write one version (record + artifact) into a bundle archive, signed with ``sign_key`` if given."""
 
     @abc.abstractmethod
     def import_bundle(self, path: str | os.PathLike[str], *, by: str | None = None) -> AdapterRecord:

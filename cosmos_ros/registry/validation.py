@@ -198,7 +198,7 @@ def check_record(record: Any, where: str) -> None:
         raise _fail(where, "tensor_count", count, "tensor_count is an integer >= 0")
     if record.status not in STATUSES:
         raise _fail(where, "status", record.status, f"statuses: {', '.join(STATUSES)}")
-    check_registration_fields({key: getattr(record, key) for key in _REGISTRATION_KEYS}, where)
+    check_registration_fields({key: getattr(record, key) for key in REGISTRATION_FIELDS}, where)
     check_parent_ref(record.parent, where)
     for field in ("created_by", "created_at", "note"):
         check_text(getattr(record, field), where, field, optional=field == "note")
@@ -215,7 +215,9 @@ def check_record(record: Any, where: str) -> None:
             check_text(getattr(entry, field), where, f"evaluations[{index}].{field}", optional=False)
 
 
-_REGISTRATION_KEYS = (
+#: Fields of adapter_metadata.json (and CLI overrides) that a record takes over; each is checked
+#: by :func:`check_registration_fields`.
+REGISTRATION_FIELDS: tuple[str, ...] = (
     "adapter_type",
     "rank",
     "alpha",
