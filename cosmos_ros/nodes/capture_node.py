@@ -6,6 +6,10 @@ sends the newest frame(s) with the configured prompt/adapter to the generation n
 ``predict_video`` action. Requests come from the ``capture_and_predict`` action (which forwards
 the generator's feedback), the ``~/trigger`` service (answers once the video is made, or says why
 not) or a periodic timer.
+Fleet: with ``generation_actions`` and/or ``discover_generators`` the goals go to several
+generation nodes (one per GPU, each in its own namespace): each goal is sent to the best available
+one (generator_pool.py ranks them), the next is tried when one rejects it, and a generator that
+goes down mid-goal fails that goal with its name instead of hanging.
 Parameters: config/capture_node.yaml.
 """
 
@@ -14,15 +18,24 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import rclpy
 from cosmos_ros_interfaces.action import CaptureAndPredict, PredictVideo
+from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import ParameterDescriptor
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import (
+    ActionClient,
+    ActionServer,
+    CancelResponse,
+    GoalResponse,
+    get_action_names_and_types,
+)
+from rclpy.action.client import ClientGoalHandle
 from rclpy.action.server import ServerGoalHandle
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import Trigger
 
@@ -35,6 +48,7 @@ from cosmos_ros.nodes.conversions import (
 )
 from cosmos_ros.nodes.embodiment import Embodiment, build_prompt, load_embodiment
 from cosmos_ros.nodes.frame_buffer import AGE_SOURCES, FrameBuffer, FrameRefused
+from cosmos_ros.nodes.generator_pool import STATUS_PREFIX, GeneratorPool, discovered_generators
 from cosmos_ros.nodes.qos import QOS_NAMES, camera_qos
 from cosmos_ros.nodes.spin import action_client
 
@@ -63,6 +77,16 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     "resolution": ([0, 0], "[height, width] the frames are fitted to before sending ([0, 0] = unchanged)"),
     "fit_mode": ("crop", "how frames are fitted to resolution: crop or letterbox"),
     "generation_action": ("predict_video", "the generation node's PredictVideo action name"),
+    "generation_actions": (
+        [],
+        "fleet: PredictVideo action names to spread goals over; replaces generation_action ([] = unset)",
+    ),
+    "discover_generators": (False, "fleet: also use every PredictVideo action server found in the graph"),
+    "generator_lost_timeout": (
+        2.0,
+        "fleet: seconds a generator's server may be gone from the graph mid-goal before the goal fails",
+    ),
+    "result_timeout": (0.0, "seconds to wait for a goal's result before it fails (0 = no limit)"),
     "server_timeout": (5.0, "seconds to wait for the generation action server"),
     "period": (0.0, "seconds between automatic requests (0 = off); skipped while one is running"),
 }
@@ -74,7 +98,11 @@ class CaptureNode(Node):
     def __init__(self, node_name: str = "capture_node", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
         for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+            # An empty list default would type the parameter as a byte array: let lists of names in.
+            dynamic = name == "generation_actions"
+            self.declare_parameter(
+                name, default, ParameterDescriptor(description=description, dynamic_typing=dynamic)
+            )
         p = self._params = {name: self.get_parameter(name).value for name in PARAMETERS}
 
         self.embodiment = Embodiment()
@@ -109,9 +137,14 @@ class CaptureNode(Node):
                 qos,
                 callback_group=self._sensor_group,
             )
-        self._generator = action_client(
-            self, PredictVideo, p["generation_action"], callback_group=self._client_group
-        )
+        self._pool = self._make_pool()
+        self._generator: ActionClient | None = None  # the one generation_action, without a fleet
+        if self._pool is None:
+            self._generator = action_client(
+                self, PredictVideo, p["generation_action"], callback_group=self._client_group
+            )
+        self._generator_clients: dict[str, ActionClient] = {}
+        self._generator_clients_lock = threading.Lock()
         self._in_flight = threading.Lock()
         self._server = ActionServer(
             self,
@@ -125,7 +158,44 @@ class CaptureNode(Node):
         self.create_service(Trigger, "~/trigger", self._on_trigger, callback_group=self._request_group)
         if p["period"] > 0:
             self.create_timer(p["period"], self._on_timer, callback_group=self._request_group)
-        self.get_logger().info(f"capturing {', '.join(self.buffers)} -> {self._generator._action_name}")
+        if self._generator is not None:
+            target = self._generator._action_name
+        else:
+            assert self._pool is not None
+            target = ", ".join(self._pool.fixed + (["(discovered)"] if self._pool.discover else []))
+        self.get_logger().info(f"capturing {', '.join(self.buffers)} -> {target}")
+
+    def _make_pool(self) -> GeneratorPool | None:
+        """The fleet's generator pool, or None for the one ``generation_action`` (today's behaviour)."""
+        p = self._params
+        names = p["generation_actions"]
+        if names in (None, "", b""):
+            names = []
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            raise ValueError(f"generation_actions must be a list of action names, got {names!r}")
+        if not names and not p["discover_generators"]:
+            return None
+        pool = GeneratorPool(
+            [self.resolve_topic_name(n) for n in names],
+            discover=bool(p["discover_generators"]),
+        )
+        # Which generator is busy and which adapter it holds: free from generation_node's reports.
+        self.create_subscription(
+            DiagnosticArray, "/diagnostics", self._on_diagnostics, 10, callback_group=self._sensor_group
+        )
+        return pool
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        assert self._pool is not None
+        for status in msg.status:
+            if status.name.startswith(STATUS_PREFIX):
+                values = {kv.key: kv.value for kv in status.values}
+                adapter = values.get("active_adapter", "")
+                self._pool.note_status(
+                    status.name[len(STATUS_PREFIX) :],
+                    busy=status.message.startswith("busy"),
+                    adapter="" if adapter == "none" else adapter,
+                )
 
     # ----------------------------------------------------------------- frames
     def _on_frame(self, topic: str, msg: Image | CompressedImage) -> None:
@@ -190,6 +260,7 @@ class CaptureNode(Node):
 
     # --------------------------------------------------------------- requests
     def _send(self, goal: PredictVideo.Goal, feedback_callback=None):
+        assert self._generator is not None
         if not self._generator.wait_for_server(timeout_sec=self._params["server_timeout"]):
             raise FrameRefused(
                 f"generation action {self._generator._action_name} is not available "
@@ -255,6 +326,8 @@ class CaptureNode(Node):
         Waits on events (the action client's callbacks run on other executor threads), and
         forwards a cancel once ``cancel_requested()`` turns true.
         """
+        if self._pool is not None:
+            return self._generate_pooled(goal, feedback_callback, cancel_requested)
         done = threading.Event()
         sent = self._send(goal, feedback_callback)
         sent.add_done_callback(lambda _f: done.set())
@@ -267,17 +340,143 @@ class CaptureNode(Node):
                 "the generation node rejected the goal: it is not active, or busy (see its busy_policy); "
                 "its log and /diagnostics (last_rejection) say which"
             )
+        result, _lost = self._await_result(gen_handle, cancel_requested)
+        return result
+
+    def _await_result(
+        self,
+        gen_handle: ClientGoalHandle,
+        cancel_requested: Callable[[], bool],
+        client: ActionClient | None = None,
+        name: str = "",
+    ) -> tuple[PredictVideo.Result, bool]:
+        """Wait for an accepted goal's result; ``(result, lost)``, lost: the generator went down.
+
+        With ``client`` (the fleet), a goal whose server stays gone from the graph for
+        ``generator_lost_timeout`` s ends with a failure naming it: a crashed generation node sends
+        no result, and waiting for one would hang this node's request for good.
+        """
+        p = self._params
         finished = threading.Event()
         result_future = gen_handle.get_result_async()
         result_future.add_done_callback(lambda _f: finished.set())
         cancel_sent = False
+        started = time.monotonic()
+        gone_since: float | None = None
+        next_check = started
+        who = f"generator {name}" if name else f"generation action {p['generation_action']}"
         while not finished.wait(0.02):
             if cancel_requested() and not cancel_sent:
                 gen_handle.cancel_goal_async()
                 cancel_sent = True
             if not rclpy.ok():
                 raise FrameRefused("shutting down")
-        return result_future.result().result
+            now = time.monotonic()
+            if p["result_timeout"] > 0 and now - started > p["result_timeout"]:
+                gen_handle.cancel_goal_async()
+                message = f"{who} sent no result within result_timeout={p['result_timeout']:g} s"
+                return PredictVideo.Result(success=False, message=message), True
+            if client is not None and now >= next_check:
+                next_check = now + 0.2
+                if client.server_is_ready():
+                    gone_since = None
+                elif gone_since is None:
+                    gone_since = now
+                elif now - gone_since >= p["generator_lost_timeout"]:
+                    message = (
+                        f"{who} went down mid-goal: its action server left the graph "
+                        f"(gone for {now - gone_since:.1f} s)"
+                    )
+                    return PredictVideo.Result(success=False, message=message), True
+        return result_future.result().result, False
+
+    # ------------------------------------------------------------------ fleet
+    def _client_for(self, name: str) -> ActionClient:
+        """One action client per generator, made on first use (discovered ones appear at run time)."""
+        with self._generator_clients_lock:
+            if name not in self._generator_clients:
+                self._generator_clients[name] = action_client(
+                    self, PredictVideo, name, callback_group=self._client_group
+                )
+            return self._generator_clients[name]
+
+    def _available_generators(self) -> list[str]:
+        """Generators whose action server is in the graph now, waiting up to ``server_timeout`` for one."""
+        assert self._pool is not None
+        deadline = time.monotonic() + self._params["server_timeout"]
+        while True:
+            if self._pool.discover:
+                self._pool.set_discovered(discovered_generators(get_action_names_and_types(self)))
+            names = self._pool.names()
+            ready = [n for n in names if self._client_for(n).server_is_ready()]
+            if ready or time.monotonic() >= deadline:
+                break
+            if not rclpy.ok():
+                raise FrameRefused("shutting down")
+            time.sleep(0.1)
+        if not ready:
+            raise FrameRefused(
+                f"no generator is available (waited {self._params['server_timeout']:g} s) among: "
+                f"{', '.join(names) or 'none discovered'}; are the generation nodes running and active?"
+            )
+        return ready
+
+    def _dispatch(
+        self, goal: PredictVideo.Goal, feedback_callback: Callable | None = None
+    ) -> tuple[str, ActionClient, ClientGoalHandle]:
+        """Send ``goal`` to the best available generator, the next one on a rejection.
+
+        Returns ``(name, client, goal handle)``; FrameRefused when every generator refused it.
+        """
+        assert self._pool is not None
+        ranked = self._pool.order(self._available_generators(), goal.adapter)
+        refused = []
+        for name in ranked:
+            client = self._client_for(name)
+            sent = client.send_goal_async(goal, feedback_callback=feedback_callback)
+            answered = threading.Event()
+            sent.add_done_callback(lambda _f, e=answered: e.set())
+            deadline = time.monotonic() + self._params["server_timeout"]
+            while not answered.wait(0.05):
+                if not rclpy.ok():
+                    raise FrameRefused("shutting down")
+                if time.monotonic() > deadline:
+                    break
+            if not answered.is_set():  # no answer: cancel it should it be accepted after all
+                sent.add_done_callback(_cancel_if_accepted)
+                refused.append(f"{name} (no answer)")
+                self._pool.tried(name)
+                continue
+            handle = sent.result()
+            if handle is not None and handle.accepted:
+                self._pool.started(name)
+                return name, client, handle
+            refused.append(name)
+            self._pool.tried(name)
+        raise FrameRefused(
+            f"every available generator rejected the goal: {', '.join(refused)}; they are busy or "
+            "not active (see busy_policy); their logs and /diagnostics (last_rejection) say which"
+        )
+
+    def _generate_pooled(
+        self,
+        goal: PredictVideo.Goal,
+        feedback_callback: Callable | None,
+        cancel_requested: Callable[[], bool],
+    ) -> PredictVideo.Result:
+        """:meth:`_generate` over the fleet; the result's message starts with the generator's name."""
+        assert self._pool is not None
+        name, client, handle = self._dispatch(goal, feedback_callback)
+        lost = False
+        try:
+            result, lost = self._await_result(handle, cancel_requested, client, name)
+        finally:
+            self._pool.finished(name, lost=lost)
+        if lost:
+            self.get_logger().warning(result.message)
+        elif not result.message.startswith(name):
+            result.message = f"{name}: {result.message}".strip()
+        return result
 
     def _fire(self, origin: str) -> tuple[bool, str]:
         """Capture and predict, then report the generator's verdict (service and timer).
@@ -311,6 +510,13 @@ class CaptureNode(Node):
         if self._in_flight.locked():
             return
         self._fire("timer")
+
+
+def _cancel_if_accepted(future: Future) -> None:
+    """Cancel a goal accepted after this node gave up on the answer (it would run for nobody)."""
+    handle = future.result()
+    if handle is not None and handle.accepted:
+        handle.cancel_goal_async()
 
 
 def main(args: Sequence[str] | None = None) -> int:
