@@ -104,6 +104,7 @@ RESUME_MAY_CHANGE: tuple[str, ...] = (
     "validation_every",
     "validation_steps",
     "log_every",
+    "report_to",
 )
 #: What the identity's derived entries stand for, for the error message.
 _DERIVED = {

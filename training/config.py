@@ -19,6 +19,8 @@ import yaml
 from cosmos_ros.model.adapter_folder import ADAPTER_TYPES, DEFAULT_TARGET_MODULES
 from cosmos_ros.typed_fields import FieldTypeError, coerce
 
+from .trackers import REPORT_TO_WORDS, parse_report_to
+
 #: Named configs shipped with the package (``--config lora_recipe`` works without a path).
 CONFIG_DIR = Path(__file__).with_name("configs")
 
@@ -90,6 +92,7 @@ class TrainConfig:
     validation_every: int = 500
     validation_steps: int = 8
     log_every: int = 10
+    report_to: str = "tensorboard"
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:
@@ -170,6 +173,12 @@ class TrainConfig:
         ):
             if getattr(self, name) < lowest:
                 raise bad(name, accepted)
+        try:
+            parse_report_to(self.report_to)
+        except ValueError:
+            raise bad(
+                "report_to", f"{' | '.join(REPORT_TO_WORDS)} or a comma list such as tensorboard,mlflow"
+            ) from None
         if self.resume not in ("auto", "none") and not Path(self.resume).exists():
             raise bad("resume", "auto | none | the path of an existing checkpoint folder")
 
@@ -222,7 +231,8 @@ def _coerce(name: str, type_name: str, value: Any) -> Any:
 FIELD_HELP: dict[str, str] = {
     "base_model": "local diffusers directory of Cosmos-Predict2.5-2B (never downloaded)",
     "dataset": "dataset folder: the bag tools' output or the recipe's videos/*.mp4 + metas/*.txt layout",
-    "output_dir": "run folder: checkpoints/, logs/ (TensorBoard), adapter/ (the final adapter folder)",
+    "output_dir": "run folder: checkpoints/, logs/ (TensorBoard), adapter/ (the final adapter folder); "
+    "wandb/ and mlruns/ when report_to names them",
     "cache_dir": "precompute cache (latents, text embeddings); null: $XDG_CACHE_HOME/cosmos_ros/train_cache",
     "registry": "registry path; when set, the finished adapter is registered automatically",
     "adapter_name": "name to register the adapter under; null: the output folder's name",
@@ -274,7 +284,13 @@ FIELD_HELP: dict[str, str] = {
     "...) is refused, naming each field that differs",
     "validation_every": "validate every N optimizer steps (0: only at the end; none without clips)",
     "validation_steps": "denoising steps of the validation predictions",
-    "log_every": "log loss and learning rate to TensorBoard every N optimizer steps",
+    "log_every": "log loss and learning rate to the report_to trackers every N optimizer steps",
+    "report_to": "where loss, learning rate and validation figures go (config as hyperparameters), as "
+    "diffusers' --report_to: tensorboard (output_dir/logs, with validation GIFs) | wandb (offline in "
+    "output_dir/wandb unless WANDB_MODE is set; pip install wandb) | mlflow (file store "
+    "output_dir/mlruns and telemetry off, unless MLFLOW_TRACKING_URI or MLFLOW_DISABLE_TELEMETRY is "
+    "set; pip install mlflow-skinny) | all (every installed one) | none, or a comma list such as "
+    "tensorboard,mlflow",
 }
 
 

@@ -48,6 +48,7 @@ from .data import CachedLatents, SampleOrder, load_clips
 from .lean_forward import install_lean_forward
 from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
 from .output import ensure_registered, finished_adapter, write_output
+from .trackers import open_run_logger, resolve_report_to
 from .validation import Validator
 
 log = logging.getLogger(__name__)
@@ -303,6 +304,8 @@ def train(
         raise ValueError("config field base_model is empty; set it to a local Cosmos-Predict2.5-2B directory")
     if not cfg.dataset:
         raise ValueError("config field dataset is empty; set it to a dataset folder")
+    # A tracker whose package is missing stops the run here, before any model or data is loaded.
+    report_to = resolve_report_to(cfg.report_to)
     device = pick_device(cfg)
     dist_info = setup_distributed(device.type)
     mixed = cfg.mixed_precision == "bf16"
@@ -431,11 +434,9 @@ def train(
         output_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, output_dir / "config.yaml")
 
-    writer = None
+    reporter = None
     if dist_info.main:
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(output_dir / "logs"))
+        reporter = open_run_logger(report_to, output_dir, cfg.to_dict(), cpu=device.type == "cpu")
 
     from .validation import fixed_draw_loss
 
@@ -539,11 +540,16 @@ def train(
                     stopping = stop.requested
                 lr = scheduler.get_last_lr()[0]
                 watch.report(done, loss=loss, step_s=step_times[-1], lr=lr)
-                if writer is not None and (done % cfg.log_every == 0 or done == end_step):
-                    writer.add_scalar("train/loss", loss, done)
-                    writer.add_scalar("train/lr", lr, done)
-                    writer.add_scalar("train/grad_norm", grad_norm, done)
-                    writer.add_scalar("train/step_seconds", step_times[-1], done)
+                if reporter is not None and (done % cfg.log_every == 0 or done == end_step):
+                    reporter.log(
+                        {
+                            "train/loss": loss,
+                            "train/lr": lr,
+                            "train/grad_norm": grad_norm,
+                            "train/step_seconds": step_times[-1],
+                        },
+                        done,
+                    )
                 if (
                     validator is not None
                     and cfg.validation_every
@@ -554,7 +560,7 @@ def train(
                     # Validation changes no training state, so (single process) Ctrl-C may cut it short.
                     try:
                         with stop.interruptible() if dist_info.world == 1 else contextlib.nullcontext():
-                            val_metrics = validator.run(transformer, done, writer, output_dir)
+                            val_metrics = validator.run(transformer, done, reporter, output_dir)
                     except _FirstInterrupt:
                         stopping = True
                 if done % cfg.checkpoint_every == 0 or done == end_step or stopping:
@@ -568,7 +574,7 @@ def train(
             return TrainResult(None, losses, steps_done, probe_start, probe_end)
 
         if validator is not None:
-            val_metrics = validator.run(transformer, steps_done, writer, output_dir)
+            val_metrics = validator.run(transformer, steps_done, reporter, output_dir)
         metrics: dict[str, Any] = {
             "steps": steps_done,
             "final_loss": float(sum(losses[-10:]) / len(losses[-10:])) if losses else None,
@@ -591,8 +597,8 @@ def train(
             raise
         raise TrainingInterrupted(last_checkpoint[0], last_checkpoint[1], stop.signum) from exc
     finally:
-        if writer is not None:
-            writer.close()
+        if reporter is not None:
+            reporter.close()
     if dist_info.world > 1:
         torch.distributed.barrier()
     return TrainResult(adapter_dir, losses, steps_done, probe_start, probe_end, metrics, False, *registered)

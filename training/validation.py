@@ -18,7 +18,7 @@ import torch
 
 from .data import CachedLatents
 from .objective import build_inputs, draw_sample, per_sample_loss, predict_velocity, sample_generator
-from .tensorboard_video import add_gif_video
+from .trackers import RunLogger
 
 
 @dataclass
@@ -214,7 +214,9 @@ class Validator:
         self.real = [load_clip_frames(c, params) for c in clips]
         self.ids = [c.clip_id for c in clips]
 
-    def run(self, transformer: torch.nn.Module, step: int, writer: Any, output_dir: Path) -> dict[str, float]:
+    def run(
+        self, transformer: torch.nn.Module, step: int, reporter: RunLogger | None, output_dir: Path
+    ) -> dict[str, float]:
         from cosmos_ros.media.video import write_video
 
         result = run_validation(
@@ -229,13 +231,11 @@ class Validator:
             dtype=self.dtype,
             autocast=self.autocast,
         )
-        if writer is not None:
-            writer.add_scalar("val/loss", result.loss, step)
-            writer.add_scalar("val/psnr", result.psnr, step)
-            writer.add_scalar("val/ssim", result.ssim, step)
+        if reporter is not None:
+            reporter.log({"val/loss": result.loss, "val/psnr": result.psnr, "val/ssim": result.ssim}, step)
             for clip_id, video in result.videos.items():
                 # Real | predicted side by side, as a GIF (add_video needs moviepy.editor, gone in moviepy 2).
-                add_gif_video(writer, f"val/{clip_id}", video, step, self.cfg.fps)
+                reporter.log_video(f"val/{clip_id}", video, step, self.cfg.fps)
                 write_video(
                     output_dir / "validation" / f"step_{step:08d}" / f"{clip_id}.mp4", video, self.cfg.fps
                 )
