@@ -255,6 +255,109 @@ def test_without_required_signatures_an_unknown_signer_is_recorded_and_never_app
         }
 
 
+def test_a_key_untrusted_after_import_stops_its_versions_loading(
+    site: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Untrusting a key recalls what it signed: ``name@approved`` no longer loads (policy re-checked)."""
+    from cosmos_ros.registry.policy import LoadingPolicy
+
+    run(capsys, "policy", "--registry", str(site["B"]), "--keep-signed-approval")
+    bundle = export(capsys, site, "arm.pick@1", site["tmp"] / "s.tar", site["key"])  # type: ignore[operator]
+    assert import_into_b(capsys, site, bundle)[0] == 0
+    with open_registry(site["B"]) as registry:  # type: ignore[arg-type]
+        assert LoadingPolicy("arm.pick@approved").resolve(registry, BASE_FP).adapter_id == "arm.pick@1"
+    code, _, err = run(capsys, "policy", "--registry", str(site["B"]), "--untrust-key", str(site["fp"]))
+    assert code == 0, err
+    with open_registry(site["B"]) as registry:  # type: ignore[arg-type]
+        with pytest.raises(AdapterRefusedError) as caught:
+            LoadingPolicy("arm.pick@approved").resolve(registry, BASE_FP)
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith("arm.pick@1 ")
+    assert f"signed by {site['fp']}, which is no longer a trusted key here" in message
+    assert "require_signatures: true" in message
+
+
+def test_an_unsigned_import_stops_loading_once_signatures_are_required(
+    site: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "policy", "--registry", str(site["B"]), "--no-require-signatures")
+    bundle = export(capsys, site, "arm.pick@1", site["tmp"] / "u.tar", None)  # type: ignore[operator]
+    assert import_into_b(capsys, site, bundle)[0] == 0
+    with open_registry(site["B"]) as registry:  # type: ignore[arg-type]
+        registry.approve("arm.pick@1", by="bob", note="ok", force_reason="reviewed by hand")
+        registry.register(make_adapter_folder(site["tmp"] / "own", seed=7), "arm.own", status="candidate")
+        registry.attach_evaluation("arm.own@1", eval_results(passed=True), by="b-eval")
+        registry.approve("arm.own@1", by="bob", note="passed B's gate")
+        assert registry.resolve_for_loading("arm.pick@approved", base_fingerprint=BASE_FP)
+    run(capsys, "policy", "--registry", str(site["B"]), "--require-signatures")
+    with open_registry(site["B"]) as registry:  # type: ignore[arg-type]
+        with pytest.raises(
+            AdapterRefusedError, match=r"^arm\.pick@1 was imported unsigned, and .*policy\.yaml"
+        ):
+            registry.resolve_for_loading("arm.pick@approved", base_fingerprint=BASE_FP)
+        # A version registered here is this site's own: the signature policy does not apply to it.
+        assert registry.resolve_for_loading("arm.own@approved", base_fingerprint=BASE_FP)
+
+
+def test_policy_changes_are_audited_with_who_and_what(
+    site: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg_b: Path = site["B"]  # type: ignore[assignment]
+    code, _, err = run(capsys, "policy", "--registry", str(reg_b), "--keep-signed-approval", "--by", "carol")
+    assert code == 0, err
+    with open_registry(reg_b) as registry:
+        entries = [e for e in registry.audit_log() if e.action == "policy"]
+    first, last = entries[0], entries[-1]
+    assert first.details["changes"]["require_signatures"] == [False, True]  # the fixture's change
+    assert first.details["changes"]["trusted_keys_added"] == [f"trusted_keys/{str(site['fp'])[7:]}.pem"]
+    assert last.actor == "carol"
+    assert last.details["changes"] == {"keep_signed_approval": [False, True]}
+    assert last.details["policy_sha256"] == hashlib.sha256((reg_b / "policy.yaml").read_bytes()).hexdigest()
+    code, out, _ = run(capsys, "log", "--registry", str(reg_b))
+    assert code == 0 and "carol" in out and "keep_signed_approval" in out, out
+    assert run(capsys, "verify", "--registry", str(reg_b))[0] == 0
+
+
+def test_a_hand_edited_policy_is_reported_by_verify_and_refused_at_import_until_accepted(
+    site: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg_b: Path = site["B"]  # type: ignore[assignment]
+    policy_file = reg_b / "policy.yaml"
+    policy_file.write_text(
+        policy_file.read_text().replace("require_signatures: true", "require_signatures: false")
+    )
+    code, out, err = run(capsys, "verify", "--registry", str(reg_b), "--json")
+    assert code == 1, err
+    problems = json.loads(out)
+    assert [p["kind"] for p in problems] == ["policy_changed"], problems
+    assert "changed by hand" in problems[0]["message"] and "adapters policy" in problems[0]["message"]
+    unsigned = export(capsys, site, "arm.pick@1", site["tmp"] / "u.tar", None)  # type: ignore[operator]
+    code, _, err = import_into_b(capsys, site, unsigned)
+    assert_refused(code, err, unsigned, "policy.yaml was changed by hand", "run 'cosmos-ros adapters policy")
+    assert_not_imported(site)
+    code, out, err = run(capsys, "policy", "--registry", str(reg_b), "--by", "carol")  # reviewed: accepted
+    assert code == 0 and "accepted the hand edit" in out and "require_signatures: false" in out, err
+    assert run(capsys, "verify", "--registry", str(reg_b))[0] == 0
+    assert import_into_b(capsys, site, unsigned)[0] == 0
+    with open_registry(reg_b) as registry:
+        last = [e for e in registry.audit_log() if e.action == "policy"][-1]
+        assert last.actor == "carol" and last.details["accepted_hand_edit"] is True
+
+
+def test_a_hand_edited_policy_stops_imported_versions_loading(
+    site: dict[str, object], capsys: pytest.CaptureFixture[str]
+) -> None:
+    reg_b: Path = site["B"]  # type: ignore[assignment]
+    run(capsys, "policy", "--registry", str(reg_b), "--keep-signed-approval")
+    bundle = export(capsys, site, "arm.pick@1", site["tmp"] / "s.tar", site["key"])  # type: ignore[operator]
+    assert import_into_b(capsys, site, bundle)[0] == 0
+    with (reg_b / "policy.yaml").open("a") as handle:
+        handle.write("# edited\n")
+    with open_registry(reg_b) as registry:
+        with pytest.raises(AdapterRefusedError, match=r"^arm\.pick@1 is imported, and .*changed by hand"):
+            registry.resolve_for_loading("arm.pick@approved", base_fingerprint=BASE_FP)
+
+
 # ---- policy and keys --------------------------------------------------------------------------------
 def test_policy_defaults_and_help(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "policy", "--registry", str(tmp_path / "r"))

@@ -7,6 +7,8 @@ may load adapters that are not approved. Before anything reaches the model:
 - draft and candidate adapters are refused unless ``allow_unapproved``; deprecated ones load
   (they were approved and may still be pinned) with a warning;
 - the record's base-model fingerprint must equal the loaded base model's fingerprint;
+- where this site's ``policy.yaml`` requires signatures, an imported version must carry a
+  verified signature from a key that is trusted *now* (untrusting a key recalls what it signed);
 - the artifact is re-hashed and must match the sha256 recorded at registration.
 """
 
@@ -134,6 +136,48 @@ def check_artifact(record: AdapterRecord, path: Path) -> None:
         )
 
 
+def check_signature(registry: Registry, record: AdapterRecord) -> None:
+    """Where the site requires signatures, an imported version loads only if a still-trusted key signed it.
+
+    Why here and not only at import: the policy can change after the import (a key untrusted, or
+    signatures required from now on), and loading is where that must take effect. Versions
+    registered here (no provenance, no import in the audit log) are this site's own and pass.
+    """
+    from cosmos_ros.registry import site_policy
+
+    root = getattr(registry, "root", None)
+    if root is None:  # a backend without a site policy folder
+        return
+    provenance = record.provenance
+    imported = provenance is not None or any(
+        entry.action == "import" for entry in registry.audit_log(record.adapter_id)
+    )
+    if not imported:
+        return
+    hand_edit = getattr(registry, "policy_problem", lambda: None)()
+    if hand_edit is not None:  # the policy judging this version is not the one recorded
+        raise AdapterRefusedError(f"{record.adapter_id} is imported, and {hand_edit}; refusing to load")
+    policy = site_policy.load_policy(root)
+    if not policy.require_signatures:
+        return
+    where = f"{site_policy.policy_path(root)} has require_signatures: true"
+    signature = provenance.get("signature") if isinstance(provenance, dict) else None
+    if provenance is None:
+        why = "was imported, but its provenance record is missing"
+    elif not isinstance(signature, dict):
+        why = "was imported unsigned"
+    elif not signature.get("verified"):
+        why = f"was imported with an unverified signature by {signature.get('signer')}"
+    elif signature.get("signer") not in site_policy.trusted_keys(root, policy):
+        why = f"was signed by {signature.get('signer')}, which is no longer a trusted key here"
+    else:
+        return
+    raise AdapterRefusedError(
+        f"{record.adapter_id} {why}, and {where}; refusing to load "
+        "(re-import a bundle signed by a trusted key, or trust the signer with 'adapters policy --trust-key')"
+    )
+
+
 def resolve_for_loading(
     registry: Registry, ref: str, *, base_fingerprint: str | None, allow_unapproved: bool = False
 ) -> LoadableAdapter:
@@ -141,6 +185,7 @@ def resolve_for_loading(
     record = registry.get(ref)
     check_status(record, allow_unapproved=allow_unapproved)
     check_base(record, base_fingerprint, allow_unapproved=allow_unapproved)
+    check_signature(registry, record)
     path = registry.artifact_path(record)
     check_artifact(record, path)
     return LoadableAdapter(record, path)

@@ -9,7 +9,7 @@ import argparse
 from dataclasses import replace
 from typing import Any
 
-from cosmos_ros.registry import site_policy
+from cosmos_ros.registry import policy_record, site_policy
 
 DESCRIPTION = (
     "Show or set this registry's import policy, kept in <registry>/policy.yaml. With no option it "
@@ -69,7 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, console: Any) -> int:
     root = args.registry_obj.root
-    policy = site_policy.load_policy(root)
+    registry = args.registry_obj
+    before = policy = site_policy.load_policy(root)
     changed = False
     for pem in args.trust_key:
         policy_with_key, fingerprint = site_policy.trust_key(root, pem)
@@ -86,6 +87,10 @@ def run(args: argparse.Namespace, console: Any) -> int:
             changed = True
     if changed:
         site_policy.save_policy(root, policy)
+        registry.record_policy({"changes": policy_record.changes(before, policy)}, by=args.by)
+    elif registry.policy_problem() is not None:  # a hand edit, reviewed here: accepting it is audited
+        registry.record_policy({"accepted_hand_edit": True}, by=args.by)
+        console.print(f"accepted the hand edit of {site_policy.policy_path(root)} (audited)", markup=False)
     keys = site_policy.trusted_keys(root, policy)
     console.print(f"policy {site_policy.policy_path(root)}:", markup=False)
     console.print(f"  require_signatures: {str(policy.require_signatures).lower()}", markup=False)

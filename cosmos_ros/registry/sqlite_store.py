@@ -16,146 +16,58 @@ Trust: every row is hash-chained as it is written (``chain.py``: ``verify`` and 
 rows edited outside the registry); imports land as candidates with the exporter's word kept as
 provenance (``provenance.py``); records pass one validation (``validation.py``) and evaluations
 one schema (``evidence.py``); a damaged database file is refused, never recreated (``dbfile.py``).
+
+The schema lives in ``sqlite_schema.py``; ``verify``/``gc`` in ``sqlite_maintenance.py`` and
+export/import in ``sqlite_bundles.py`` (mixins of :class:`SqliteRegistry`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from cosmos_ros.model.adapter_folder import METADATA_NAME, read_adapter_metadata, weights_path
-from cosmos_ros.progress import ProgressCallback, Stopwatch
 from cosmos_ros.registry import bundle as bundle_io
-from cosmos_ros.registry import chain, dbfile, evidence, provenance, signing, validation
+from cosmos_ros.registry import chain, dbfile, evidence, policy_record, validation
 from cosmos_ros.registry.artifacts import ArtifactStore, fault_point, inspect_safetensors, sha256_file
 from cosmos_ros.registry.names import InvalidNameError, adapter_id, parse_ref, validate_name, validate_tag
 from cosmos_ros.registry.records import (
     STATUSES,
     AdapterNotFoundError,
     AdapterRecord,
-    ArtifactError,
     AuditEntry,
     CatalogEntry,
     EvaluationEntry,
-    Problem,
     RegistryError,
     StatusChange,
     StatusTransitionError,
     check_transition,
     utc_now,
 )
-from cosmos_ros.registry.site_policy import SignatureGate
-from cosmos_ros.registry.store import Registry, default_actor, warn_no_base_fingerprint
+from cosmos_ros.registry.sqlite_bundles import BundleMixin
+from cosmos_ros.registry.sqlite_bundles import checked_actor as _actor
+from cosmos_ros.registry.sqlite_maintenance import MaintenanceMixin
+from cosmos_ros.registry.sqlite_schema import (
+    BUSY_TIMEOUT_MS,
+    DB_NAME,
+    METADATA_FIELDS,
+    SCHEMA_VERSION,
+    create_schema,
+    create_tables,
+)
+from cosmos_ros.registry.store import Registry, warn_no_base_fingerprint
 
 LOG = logging.getLogger(__name__)
-DB_NAME = "registry.sqlite3"
-SCHEMA_VERSION = "1"
-BUSY_TIMEOUT_MS = 60_000
-#: Fields of adapter_metadata.json (and CLI overrides) that a record takes over.
-METADATA_FIELDS = validation.REGISTRATION_FIELDS
-_IMMUTABLE_COLUMNS = (
-    "name, version, artifact_sha256, artifact_size, adapter_type, rank, alpha, target_modules, "
-    "base_fingerprint, dataset_manifest_sha256, dataset_path, training_config, code_version, metrics, "
-    "parent, created_by, created_at, note, tensor_count"
-)
-_STATUS_CHECK = ", ".join(f"'{s}'" for s in STATUSES)
-
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS adapters (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL CHECK (version >= 1),
-    artifact_sha256 TEXT NOT NULL CHECK (length(artifact_sha256) = 64),
-    artifact_size INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ({_STATUS_CHECK})),
-    adapter_type TEXT,
-    rank INTEGER,
-    alpha REAL,
-    target_modules TEXT NOT NULL DEFAULT '[]',
-    base_fingerprint TEXT,
-    dataset_manifest_sha256 TEXT,
-    dataset_path TEXT,
-    training_config TEXT NOT NULL DEFAULT '{{}}',
-    code_version TEXT,
-    metrics TEXT NOT NULL DEFAULT '{{}}',
-    parent TEXT,
-    tags TEXT NOT NULL DEFAULT '[]',
-    created_by TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    note TEXT,
-    tensor_count INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (name, version)
-);
-CREATE INDEX IF NOT EXISTS adapters_by_artifact ON adapters (artifact_sha256);
-CREATE TABLE IF NOT EXISTS status_changes (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    from_status TEXT,
-    to_status TEXT NOT NULL,
-    by TEXT NOT NULL,
-    at TEXT NOT NULL,
-    note TEXT,
-    force_reason TEXT,
-    FOREIGN KEY (name, version) REFERENCES adapters (name, version)
-);
-CREATE TABLE IF NOT EXISTS evaluations (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    results TEXT NOT NULL,
-    by TEXT NOT NULL,
-    at TEXT NOT NULL,
-    FOREIGN KEY (name, version) REFERENCES adapters (name, version)
-);
-CREATE TABLE IF NOT EXISTS provenance (
-    name TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    data TEXT NOT NULL,
-    PRIMARY KEY (name, version),
-    FOREIGN KEY (name, version) REFERENCES adapters (name, version)
-);
-CREATE TRIGGER IF NOT EXISTS provenance_no_update BEFORE UPDATE ON provenance
-BEGIN SELECT RAISE(ABORT, 'provenance is immutable'); END;
-CREATE TRIGGER IF NOT EXISTS provenance_no_delete BEFORE DELETE ON provenance
-BEGIN SELECT RAISE(ABORT, 'provenance is immutable'); END;
-CREATE TABLE IF NOT EXISTS audit_log (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    adapter_id TEXT,
-    details TEXT NOT NULL DEFAULT '{{}}'
-);
-CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
-BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS status_changes_no_update BEFORE UPDATE ON status_changes
-BEGIN SELECT RAISE(ABORT, 'status_changes is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS status_changes_no_delete BEFORE DELETE ON status_changes
-BEGIN SELECT RAISE(ABORT, 'status_changes is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS evaluations_no_update BEFORE UPDATE ON evaluations
-BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS evaluations_no_delete BEFORE DELETE ON evaluations
-BEGIN SELECT RAISE(ABORT, 'evaluations is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS adapters_immutable BEFORE UPDATE OF {_IMMUTABLE_COLUMNS} ON adapters
-BEGIN SELECT RAISE(ABORT, 'registered adapters are immutable (only status changes)'); END;
-CREATE TRIGGER IF NOT EXISTS adapters_no_delete BEFORE DELETE ON adapters
-BEGIN SELECT RAISE(ABORT, 'registered adapters are never deleted (revoke them)'); END;
-"""
 
 
-class SqliteRegistry(Registry):
+class SqliteRegistry(BundleMixin, MaintenanceMixin, Registry):
     """The default, embedded backend (one directory; safe for several processes on one host)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -170,7 +82,7 @@ class SqliteRegistry(Registry):
         self._lock = threading.RLock()
         has_artifacts = next(iter(self.artifacts.iter_blobs()), None) is not None
         if not dbfile.check_database_file(self.db_path, has_artifacts):
-            dbfile.create_database(self.db_path, _create_schema)
+            dbfile.create_database(self.db_path, create_schema)
             dbfile.check_database_file(self.db_path, has_artifacts)
         self._conn = sqlite3.connect(
             self.db_path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
@@ -196,7 +108,7 @@ class SqliteRegistry(Registry):
                     f"{self.db_path}: registry schema {row['value']} is not {SCHEMA_VERSION}, "
                     "which this version reads"
                 )
-            _create_tables(conn)  # tables added since (provenance, chain) appear in older registries
+            create_tables(conn)  # tables added since (provenance, chain) appear in older registries
             if conn.execute("SELECT 1 FROM meta WHERE key = 'chain'").fetchone() is None:
                 # A registry from before tamper-evidence: its rows are chained once, as they are now.
                 adopted = chain.adopt_unchained(conn)
@@ -248,6 +160,19 @@ class SqliteRegistry(Registry):
             "INSERT INTO audit_log (at, actor, action, adapter_id, details) VALUES (?, ?, ?, ?, ?)",
             (utc_now(), actor, action, target, json.dumps(details, sort_keys=True, default=str)),
         )
+
+    # ---- site policy ----------------------------------------------------------------------------
+    def policy_problem(self) -> str | None:
+        """Why ``policy.yaml`` is not the file ``adapters policy`` last recorded; ``None`` if it is."""
+        with self._read() as conn:
+            return policy_record.problem(conn, self.root)
+
+    def record_policy(self, details: dict[str, Any], *, by: str | None = None) -> None:
+        """Audit a policy change (or the acceptance of a hand edit) with the file's sha256 as it is now."""
+        actor = _actor(by)
+        with self._write() as conn:
+            sha = policy_record.file_sha256(self.root)
+            self._audit(conn, actor, policy_record.POLICY_ACTION, None, policy_sha256=sha, **details)
 
     # ---- register -------------------------------------------------------------------------------
     def register(
@@ -646,226 +571,3 @@ class SqliteRegistry(Registry):
             for row in rows
         ]
         return entries[-limit:] if limit else entries
-
-    # ---- integrity ------------------------------------------------------------------------------
-    def verify(self, progress: ProgressCallback | None = None) -> list[Problem]:
-        problems: list[Problem] = []
-        with self._lock:
-            check = self._conn.execute("PRAGMA integrity_check").fetchall()
-            rows = self._conn.execute(
-                "SELECT artifact_sha256, artifact_size, group_concat(name || '@' || version, ', ') AS ids"
-                " FROM adapters GROUP BY artifact_sha256, artifact_size ORDER BY artifact_sha256"
-            ).fetchall()
-        if [tuple(r) for r in check] != [("ok",)]:
-            problems.append(Problem("database", str(self.db_path), "; ".join(str(r[0]) for r in check)))
-        with self._read() as conn:
-            problems += [
-                Problem("database_row", subject, message)
-                for subject, message in chain.verify(conn, str(self.db_path))
-            ]
-        watch = Stopwatch(progress, "verify", len(rows))
-        referenced: set[str] = set()
-        for index, row in enumerate(rows):
-            sha, ids = row["artifact_sha256"], row["ids"]
-            referenced.add(sha)
-            path = self.artifacts.path_for(sha)
-            if not path.is_file():
-                problems.append(Problem("missing_artifact", ids, f"{path} is missing (needed by {ids})"))
-            else:
-                digest, size = sha256_file(path)
-                if digest != sha:
-                    problems.append(
-                        Problem(
-                            "hash_mismatch",
-                            ids,
-                            f"{path} hashes to {digest} (tampered or damaged; used by {ids})",
-                        )
-                    )
-                elif size != row["artifact_size"]:
-                    problems.append(
-                        Problem(
-                            "size_mismatch", ids, f"{path} has {size} bytes, {row['artifact_size']} recorded"
-                        )
-                    )
-            watch.report(index + 1, ids)
-        for blob in self.artifacts.iter_blobs():
-            if self.artifacts.digest_of(blob) not in referenced:
-                problems.append(
-                    Problem("orphan_blob", str(blob), f"{blob} belongs to no record ('gc' removes it)")
-                )
-        for temp in self.artifacts.iter_temp_files():
-            problems.append(Problem("temp_file", str(temp), f"{temp} is left over from an interrupted write"))
-        for stray in self.artifacts.iter_strays():
-            problems.append(Problem("stray_file", str(stray), f"{stray} does not belong in the blob store"))
-        return problems
-
-    def gc(self, *, min_age_s: float = 3600.0) -> list[Path]:
-        removed: list[Path] = []
-        cutoff = time.time() - min_age_s
-        # Holding the write lock keeps registrations from committing a reference mid-sweep; the age
-        # limit protects blobs that a registration copied in but has not committed yet.
-        with self._write() as conn:
-            dbfile.quick_check(conn, self.db_path)  # a damaged database would make live blobs look orphaned
-            referenced = {row[0] for row in conn.execute("SELECT DISTINCT artifact_sha256 FROM adapters")}
-            candidates = [
-                b for b in self.artifacts.iter_blobs() if self.artifacts.digest_of(b) not in referenced
-            ]
-            candidates += self.artifacts.iter_temp_files()
-            for path in candidates:
-                with contextlib.suppress(FileNotFoundError):
-                    if path.stat().st_mtime <= cutoff:
-                        self.artifacts.remove(path)
-                        removed.append(path)
-            if removed:
-                self._audit(conn, default_actor(), "gc", None, removed=[p.name for p in removed])
-        return removed
-
-    # ---- bundles --------------------------------------------------------------------------------
-    def export_bundle(
-        self, ref: str, path: str | os.PathLike[str], *, sign_key: str | os.PathLike[str] | None = None
-    ) -> Path:
-        """Write the bundle, then audit it; a registry that cannot record the export writes nothing."""
-        signer = signing.check_private_key(sign_key) if sign_key is not None else None
-        record = self.get(ref)
-        target = Path(path)
-        if target.is_dir():
-            raise RegistryError(
-                f"export output {target} is a folder; give a file name, e.g. {target}/bundle.tar"
-            )
-        blob = self.artifact_path(record)
-        if not blob.is_file() or sha256_file(blob)[0] != record.artifact_sha256:
-            raise ArtifactError(
-                f"{record.adapter_id}: artifact {blob} is missing or damaged; nothing exported"
-            )
-        try:
-            with self._write():  # probe: a read-only registry fails here, before the bundle exists
-                pass
-        except sqlite3.OperationalError as exc:
-            raise dbfile.describe(exc, self.db_path) from exc
-        sign = functools.partial(signing.sign_manifest, private_key=sign_key) if sign_key else None
-        out = bundle_io.write_bundle(target, record, blob, sign)
-        try:
-            with self._write() as conn:
-                signed = {"signed_by": signer} if signer else {}
-                self._audit(conn, default_actor(), "export", record.adapter_id, bundle=target.name, **signed)
-        except BaseException:
-            out.unlink(missing_ok=True)  # an export the audit log does not show must not exist
-            raise
-        return out
-
-    def import_bundle(self, path: str | os.PathLike[str], *, by: str | None = None) -> AdapterRecord:
-        """Add a bundle's version as this registry's own: candidate, the exporter's word as provenance."""
-        actor = _actor(by)
-        label = Path(path).name
-        gate = SignatureGate.for_registry(self.root, str(path))  # this site's policy.yaml
-        with bundle_io.open_bundle(path, gate) as (exported, artifact_stream):
-            record = provenance.imported_record(
-                exported, label, actor, utc_now(), gate.provenance, keep_approval=gate.keeps_approval
-            )
-            # Checked before copying, so a refusal leaves no blob; and again under the write lock.
-            self._check_import(self._conn, record, path)
-            self.artifacts.put(artifact_stream, record.artifact_sha256, f"{path}:artifact")
-            with self._write() as conn:
-                if self._check_import(conn, record, path):
-                    self._audit(conn, actor, "import:already_present", record.adapter_id, bundle=label)
-                else:
-                    self._insert_record(conn, record)
-                    self._audit(
-                        conn,
-                        actor,
-                        "import",
-                        record.adapter_id,
-                        bundle=label,
-                        artifact_sha256=record.artifact_sha256,
-                        status=record.status,
-                        exporter_status=exported.status,
-                        **({"signature": gate.provenance} if gate.provenance else {}),
-                    )
-        return self.get(record.adapter_id)
-
-    def _check_import(self, conn: sqlite3.Connection, record: AdapterRecord, path: object) -> bool:
-        with self._lock:
-            return provenance.check_import(conn, record, path)
-
-    @staticmethod
-    def _insert_record(conn: sqlite3.Connection, record: AdapterRecord) -> None:
-        cursor = conn.execute(
-            "INSERT INTO adapters (name, version, artifact_sha256, artifact_size, status, adapter_type, rank,"
-            " alpha, target_modules, base_fingerprint, dataset_manifest_sha256, dataset_path,"
-            " training_config, code_version, metrics, parent, tags, created_by, created_at,"
-            " note, tensor_count)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.name,
-                record.version,
-                record.artifact_sha256,
-                record.artifact_size,
-                record.status,
-                record.adapter_type,
-                record.rank,
-                record.alpha,
-                json.dumps(list(record.target_modules)),
-                record.base_fingerprint,
-                record.dataset_manifest_sha256,
-                record.dataset_path,
-                json.dumps(record.training_config, sort_keys=True),
-                record.code_version,
-                json.dumps(record.metrics, sort_keys=True),
-                record.parent,
-                json.dumps(list(record.tags)),
-                record.created_by,
-                record.created_at,
-                record.note,
-                record.tensor_count,
-            ),
-        )
-        chain.append(conn, "adapters", cursor.lastrowid)
-        for change in record.history:
-            cursor = conn.execute(
-                "INSERT INTO status_changes (name, version, from_status, to_status, by, at, note,"
-                " force_reason)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.name,
-                    record.version,
-                    change.from_status,
-                    change.to_status,
-                    change.by,
-                    change.at,
-                    change.note,
-                    change.force_reason,
-                ),
-            )
-            chain.append(conn, "status_changes", cursor.lastrowid)
-        for entry in record.evaluations:
-            cursor = conn.execute(
-                "INSERT INTO evaluations (name, version, results, by, at) VALUES (?, ?, ?, ?, ?)",
-                (record.name, record.version, json.dumps(entry.results, sort_keys=True), entry.by, entry.at),
-            )
-            chain.append(conn, "evaluations", cursor.lastrowid)
-        if record.provenance is not None:
-            cursor = conn.execute(
-                "INSERT INTO provenance (name, version, data) VALUES (?, ?, ?)",
-                (record.name, record.version, json.dumps(record.provenance, sort_keys=True)),
-            )
-            chain.append(conn, "provenance", cursor.lastrowid)
-
-
-def _create_tables(conn: sqlite3.Connection) -> None:
-    for statement in (_SCHEMA + chain.SCHEMA).split(";\n"):
-        if statement.strip():
-            conn.execute(statement)
-
-
-def _create_schema(conn: sqlite3.Connection) -> None:
-    """A new database: the tables and the schema version (see :func:`dbfile.create_database`)."""
-    _create_tables(conn)
-    conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (SCHEMA_VERSION,))
-    conn.execute("INSERT INTO meta (key, value) VALUES ('chain', ?)", (utc_now(),))
-
-
-def _actor(name: str | None) -> str:
-    actor = name if name else default_actor()
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in actor) or len(actor) > 200:
-        raise RegistryError(f"actor name {actor!r} is not accepted (printable, at most 200 characters)")
-    return actor
