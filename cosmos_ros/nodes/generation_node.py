@@ -288,7 +288,7 @@ class GenerationNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         from cosmos_ros.model.loading import resolve_device_and_dtype
-        from cosmos_ros.model.runtime import CosmosRuntime
+        from cosmos_ros.nodes.gpu_group import load_runtime  # CosmosRuntime.load, or over a torchrun group
 
         try:
             device, dtype = resolve_device_and_dtype(self.cfg["device"], self.cfg["dtype"])
@@ -297,7 +297,7 @@ class GenerationNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         try:
             started = time.monotonic()
-            self.runtime = CosmosRuntime.load(
+            self.runtime = load_runtime(
                 self.cfg["model_path"],
                 device=device,
                 dtype=dtype,
@@ -803,11 +803,13 @@ def main(args: Sequence[str] | None = None) -> int:
 
     ``args`` defaults to ``sys.argv`` (program name first).
     """
+    from cosmos_ros.nodes.gpu_group import serve_group
     from cosmos_ros.nodes.spin import parse_node_args, run_nodes
 
     argv = list(args) if args is not None else sys.argv
     parse_node_args("generation_node", (__doc__ or "").split("\n", 1)[0], PARAMETERS, argv)
-    return run_nodes(lambda: [GenerationNode()], args=argv, num_threads=8)
+    # under torchrun: rank 0 runs the node, the other ranks follow its runtime calls (gpu_group.py)
+    return serve_group(lambda: run_nodes(lambda: [GenerationNode()], args=argv, num_threads=8))
 
 
 if __name__ == "__main__":
