@@ -159,3 +159,17 @@ def make_tiny_adapter(model_dir, folder, seed: int = 0, scale: float = 0.05):
         base_fingerprint=model_fingerprint(model_dir),
     )  # fmt: skip
     return write_adapter_folder(transformer, folder, meta)
+
+
+def make_eval_workspace(root) -> dict:
+    """A tiny model, a tiny dataset and one adapter registered as ``tiny.pick`` below ``root``."""
+    from cosmos_ros.model.tiny import make_tiny_model
+    from cosmos_ros.registry import open_registry
+
+    model = make_tiny_model(root / "model", seed=0)
+    dataset = make_tiny_dataset(root / "dataset")
+    adapter = make_tiny_adapter(model, root / "adapter", seed=1)
+    registry = root / "registry"
+    with open_registry(registry) as reg:
+        ref = reg.register(adapter, "tiny.pick").adapter_id
+    return {"root": root, "model": model, "dataset": dataset.root, "registry": registry, "ref": ref}

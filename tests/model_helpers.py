@@ -51,6 +51,23 @@ def frame() -> np.ndarray:
     return camera_frame()
 
 
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    """A 40x60 camera PNG, what ``predict --image`` reads."""
+    import cv2
+
+    path = tmp_path / "cam.png"
+    cv2.imwrite(str(path), camera_frame(40, 60))
+    return path
+
+
+def predict_args(model: Path, image: Path, out: Path, *extra: str) -> list[str]:
+    """A tiny, fast ``cosmos-ros predict`` command line (5 frames, 1 step, 32x48) plus ``extra``."""
+    return ["predict", "--model", str(model), "--image", str(image), "--prompt", "the robot moves",
+            "-o", str(out), "--num-frames", "5", "--steps", "1", "--height", "32", "--width", "48",
+            "--safety-checker", "off", *extra]  # fmt: skip
+
+
 def save_stock_lora(pipe, folder: Path, *, rank: int = 4, use_dora: bool = False, seed: int = 1,
                     targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")) -> Path:  # fmt: skip
     """Make an adapter the way stock diffusers/peft training scripts do, with non-zero B weights.

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from safetensors.numpy import save_file
 
 from cosmos_ros.model.adapter_folder import WEIGHTS_NAME, AdapterMetadata, write_adapter_metadata
@@ -108,3 +109,20 @@ def eval_results(passed: bool | None = True, base: str = BASE_FP, psnr: float = 
             "checks": [{"metric": "psnr", "margin": 0.5, "require_ci": False, "passed": passed}],
         }
     return results
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``cosmos-ros adapters ARGS`` in this process: (exit code, stdout, stderr)."""
+    from cosmos_ros.cli import main
+
+    code = main(["adapters", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_clean_error(code: int, err: str, *fragments: str) -> None:
+    """One ``cosmos-ros: error:`` line, exit 1, no traceback, holding every fragment."""
+    assert code == 1, err
+    assert "Traceback" not in err and err.startswith("cosmos-ros: error: ") and err.count("\n") == 1, err
+    for fragment in fragments:
+        assert fragment in err, err

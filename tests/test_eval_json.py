@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
-from eval_helpers import make_tiny_adapter, make_tiny_dataset
+from eval_helpers import make_eval_workspace
 from train_helpers import one_thread
 
 from cosmos_ros.cli import main
@@ -25,17 +25,7 @@ _threads = pytest.fixture(autouse=True)(one_thread)
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    from cosmos_ros.model.tiny import make_tiny_model
-    from cosmos_ros.registry import open_registry
-
-    root = tmp_path_factory.mktemp("evaljson")
-    model = make_tiny_model(root / "model", seed=0)
-    dataset = make_tiny_dataset(root / "dataset")
-    adapter = make_tiny_adapter(model, root / "adapter", seed=1)
-    registry = root / "registry"
-    with open_registry(registry) as reg:
-        ref = reg.register(adapter, "tiny.pick").adapter_id
-    return {"root": root, "model": model, "dataset": dataset.root, "registry": registry, "ref": ref}
+    return make_eval_workspace(tmp_path_factory.mktemp("evaljson"))
 
 
 def _argv(ws, out: Path, *extra: str) -> list[str]:

@@ -13,24 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from model_helpers import camera_frame, tiny_model_dir  # noqa: F401
+from model_helpers import image, predict_args, tiny_model_dir  # noqa: F401
 
 from cosmos_ros.cli import main
-
-
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    import cv2
-
-    path = tmp_path / "cam.png"
-    cv2.imwrite(str(path), camera_frame(40, 60))
-    return path
-
-
-def _args(model: Path, image: Path, out: Path, *extra: str) -> list[str]:
-    return ["predict", "--model", str(model), "--image", str(image), "--prompt", "the robot moves",
-            "-o", str(out), "--num-frames", "5", "--steps", "1", "--height", "32", "--width", "48",
-            "--safety-checker", "off", *extra]  # fmt: skip
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
@@ -85,7 +70,7 @@ def test_out_of_range_options_are_refused_by_name_before_the_model_loads(
 ):
     _model_must_not_load(monkeypatch)
     out = tmp_path / "p.mp4"
-    args = _args(tiny_model_dir, image, out)
+    args = predict_args(tiny_model_dir, image, out)
     if option in args:
         args[args.index(option) + 1] = value
     else:
@@ -116,7 +101,7 @@ def test_an_adapter_holding_nan_weights_is_refused_naming_the_file_and_tensor(
     weights = folder / "pytorch_lora_weights.safetensors"
     key = _set_tensor(weights, None, float("nan"))
     out = tmp_path / "nan_adapter.mp4"
-    assert main(_args(tiny_model_dir, image, out, "--adapter", str(folder))) == 1
+    assert main(predict_args(tiny_model_dir, image, out, "--adapter", str(folder))) == 1
     message = _one_line_error(capsys)
     assert f"{weights}: tensor {key} holds non-finite values" in message, message
     _no_outputs(out)
@@ -133,7 +118,7 @@ def test_a_non_finite_prediction_is_an_error_not_a_black_video(
         model / "transformer" / "diffusion_pytorch_model.safetensors", "proj_out.weight", float("nan")
     )
     out = tmp_path / "nan.mp4"
-    assert main(_args(model, image, out, "--engine", engine)) == 1
+    assert main(predict_args(model, image, out, "--engine", engine)) == 1
     message = _one_line_error(capsys)
     assert "came out non-finite (NaN or inf)" in message and "no video was made" in message, message
     assert f"cosmos-ros model verify {model}" in message
@@ -147,15 +132,15 @@ def test_predict_refuses_to_replace_files_beside_the_video_unless_told(
     out = tmp_path / "out.mp4"
     mine = out.with_suffix(".json")
     mine.write_text('{"mine": true}\n')
-    assert main(_args(tiny_model_dir, image, out)) == 1
+    assert main(predict_args(tiny_model_dir, image, out)) == 1
     message = _one_line_error(capsys)
     assert f"{mine} already exists" in message and "--overwrite" in message, message
     assert mine.read_text() == '{"mine": true}\n' and not out.exists()
 
-    assert main(_args(tiny_model_dir, image, out, "--overwrite")) == 0, capsys.readouterr().err
+    assert main(predict_args(tiny_model_dir, image, out, "--overwrite")) == 0, capsys.readouterr().err
     assert out.is_file() and "base_fingerprint" in json.loads(mine.read_text())
     capsys.readouterr()
-    assert main(_args(tiny_model_dir, image, out)) == 1  # the video itself and its stills too
+    assert main(predict_args(tiny_model_dir, image, out)) == 1  # the video itself and its stills too
     assert "out.mp4, " in _one_line_error(capsys)
 
 
@@ -166,7 +151,7 @@ def test_a_prompt_past_the_text_encoders_limit_is_warned_with_token_counts(
     import re
 
     out = tmp_path / "long.mp4"
-    args = _args(tiny_model_dir, image, out)
+    args = predict_args(tiny_model_dir, image, out)
     args[args.index("--prompt") + 1] = "The robot arm picks up the red cube and puts it in the bin. " * 40
     with caplog.at_level("WARNING", logger="cosmos_ros"):
         assert main(args) == 0, capsys.readouterr().err
@@ -177,7 +162,7 @@ def test_a_prompt_past_the_text_encoders_limit_is_warned_with_token_counts(
     assert found, caplog.text
     assert int(found[1]) > 512 and int(found[2]) == int(found[1]) - 512
     caplog.clear()
-    short = _args(tiny_model_dir, image, tmp_path / "short.mp4")
+    short = predict_args(tiny_model_dir, image, tmp_path / "short.mp4")
     with caplog.at_level("WARNING", logger="cosmos_ros"):
         assert main(short) == 0
     assert "tokens (with the chat template)" not in caplog.text
@@ -189,12 +174,12 @@ def test_bad_paths_are_one_line_errors_naming_them(tiny_model_dir, image, tmp_pa
     afile = tmp_path / "afile"
     afile.write_text("x")
     cases = [
-        (_args(tiny_model_dir, image, afile / "x.mp4"), f"-o {afile / 'x.mp4'}: {afile} is a file"),
+        (predict_args(tiny_model_dir, image, afile / "x.mp4"), f"-o {afile / 'x.mp4'}: {afile} is a file"),
         (
-            _args(tiny_model_dir, image, tmp_path / "c.mp4", "--prompt-cache", str(image)),
+            predict_args(tiny_model_dir, image, tmp_path / "c.mp4", "--prompt-cache", str(image)),
             f"prompt cache {image} is a file",
         ),
-        (_args(image, image, tmp_path / "m.mp4"), f"model directory {image} is a file, not a folder"),
+        (predict_args(image, image, tmp_path / "m.mp4"), f"model directory {image} is a file, not a folder"),
     ]
     for args, needle in cases:
         assert main(args) == 1
@@ -208,7 +193,7 @@ def test_a_file_that_is_no_bag_is_named_with_what_it_holds(tiny_model_dir, tmp_p
     bag = tmp_path / "rand.bag"
     bag.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8)))
     out = tmp_path / "b.mp4"
-    args = _args(tiny_model_dir, bag, out)
+    args = predict_args(tiny_model_dir, bag, out)
     args[args.index("--image")] = "--bag"
     assert main(args) == 1
     message = _one_line_error(capsys)
@@ -260,7 +245,7 @@ def test_damaged_model_files_are_one_line_errors_naming_them(
     model = shutil.copytree(tiny_model_dir, tmp_path / "model")
     damage(model / rel)
     out = tmp_path / "d.mp4"
-    assert main(_args(model, image, out)) == 1
+    assert main(predict_args(model, image, out)) == 1
     message = _one_line_error(capsys)
     named = (
         str(model / rel)

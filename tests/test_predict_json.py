@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from eval_helpers import make_tiny_adapter
-from model_helpers import camera_frame, tiny_model_dir  # noqa: F401
+from model_helpers import image, predict_args, tiny_model_dir  # noqa: F401
 from train_helpers import one_thread
 
 from cosmos_ros.cli import main
@@ -20,19 +20,8 @@ from cosmos_ros.cli import main
 _threads = pytest.fixture(autouse=True)(one_thread)
 
 
-@pytest.fixture
-def image(tmp_path: Path) -> Path:
-    import cv2
-
-    path = tmp_path / "cam.png"
-    cv2.imwrite(str(path), camera_frame(40, 60))
-    return path
-
-
 def _args(model: Path, image: Path, out: Path, *extra: str) -> list[str]:
-    return ["predict", "--model", str(model), "--image", str(image), "--prompt", "the robot moves",
-            "-o", str(out), "--num-frames", "5", "--steps", "1", "--height", "32", "--width", "48",
-            "--safety-checker", "off", "--device", "cpu", "--dtype", "float32", *extra]  # fmt: skip
+    return predict_args(model, image, out, "--device", "cpu", "--dtype", "float32", *extra)
 
 
 def test_predict_json_matches_the_text_and_the_files(tiny_model_dir, image, tmp_path, capsys):

@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import BASE_FP, eval_results, flip_one_byte, make_adapter_folder
+from registry_helpers import BASE_FP, eval_results, flip_one_byte, make_adapter_folder, run
 
 from cosmos_ros.cli import main
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["adapters", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_workflow_register_approve_export_import_verify(

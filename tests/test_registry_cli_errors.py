@@ -15,25 +15,11 @@ from pathlib import Path
 
 import pytest
 from model_helpers import tiny_model_dir  # noqa: F401 - a session fixture, used by name
-from registry_helpers import BASE_FP, make_adapter_folder
+from registry_helpers import BASE_FP, assert_clean_error, make_adapter_folder, run
 
 from cosmos_ros.cli import main
 from cosmos_ros.model.fingerprint import model_fingerprint
 from cosmos_ros.model.tiny import TINY_MODEL_ENTRIES, make_tiny_model
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["adapters", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_clean_error(code: int, err: str, *fragments: str) -> None:
-    """One ``cosmos-ros: error:`` line, exit 1, no traceback."""
-    assert code == 1, err
-    assert "Traceback" not in err and err.startswith("cosmos-ros: error: ") and err.count("\n") == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 @pytest.fixture()

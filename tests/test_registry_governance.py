@@ -16,9 +16,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from registry_helpers import BASE_FP, OTHER_BASE_FP, eval_results, make_adapter_folder
+from registry_helpers import (
+    BASE_FP,
+    OTHER_BASE_FP,
+    assert_clean_error,
+    eval_results,
+    make_adapter_folder,
+    run,
+)
 
-from cosmos_ros.cli import main
 from cosmos_ros.model.adapter_folder import WEIGHTS_NAME
 from cosmos_ros.registry import AdapterRefusedError, RegistryError, StatusTransitionError, open_registry
 
@@ -26,19 +32,6 @@ ATTACKER_HISTORY = [
     {"from_status": old, "to_status": new, "by": "mallory", "at": f"2026-01-01T00:00:0{i}.000000Z"}
     for i, (old, new) in enumerate([(None, "draft"), ("draft", "candidate"), ("candidate", "approved")])
 ]
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["adapters", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_clean_error(code: int, err: str, *fragments: str) -> None:
-    assert code == 1, err
-    assert "Traceback" not in err and err.startswith("cosmos-ros: error: ") and err.count("\n") == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
 
 
 def weights_bytes(tmp_path: Path, seed: int = 5) -> bytes:

@@ -15,25 +15,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from registry_helpers import BASE_FP, eval_results, make_adapter_folder
+from registry_helpers import BASE_FP, assert_clean_error, eval_results, make_adapter_folder, run
 
 from cosmos_ros.cli import main
 from cosmos_ros.model.adapter_folder import WEIGHTS_NAME
 from cosmos_ros.registry import AdapterRefusedError, open_registry
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = main(["adapters", *args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def assert_refused(code: int, err: str, bundle: Path, *fragments: str) -> None:
-    assert code == 1, err
-    assert "Traceback" not in err and err.startswith("cosmos-ros: error: ") and err.count("\n") == 1, err
-    assert str(bundle) in err, err
-    for fragment in fragments:
-        assert fragment in err, err
+    assert_clean_error(code, err, str(bundle), *fragments)
 
 
 def make_keys(folder: Path, name: str) -> tuple[Path, Path, str]:
