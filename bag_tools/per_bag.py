@@ -220,9 +220,9 @@ class _BagConverter:
                 msg = reader.deserialize(raw, conn.msgtype)
                 stamp = header_stamp_ns(msg) if self.time_source == "header" else int(recv_ns)
                 if self.table[conn.topic][0] in VIDEO_TYPES:
-                    decoder = videos.get(conn.topic) or videos.setdefault(
-                        conn.topic, VideoStreamDecoder(conn.topic, stream_format(msg))
-                    )
+                    decoder = videos.get(conn.topic)
+                    if decoder is None:  # one decoder per topic, made on its first packet
+                        decoder = videos[conn.topic] = VideoStreamDecoder(conn.topic, stream_format(msg))
                     msg = decoder.decode(msg.data)
                     if msg is None:  # before the first keyframe
                         continue
