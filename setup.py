@@ -61,6 +61,19 @@ def _colcon_symlink_build_dir() -> Path | None:
     return None
 
 
+def _colcon_bin_files() -> list[tuple[str, list[str]]]:
+    """``bin/cosmos-ros`` for ``setup.py install``/``develop`` (what colcon runs), else nothing.
+
+    Why: setup.cfg sends those commands' console scripts to lib/cosmos_ros for ``ros2 run``, which
+    leaves ``cosmos-ros`` off PATH; the wrapper in bin/ runs that script. pip builds wheels
+    (``bdist_wheel``/``editable_wheel``) whose console scripts already land in bin/, so they get
+    no wrapper and nothing clashes.
+    """
+    if {"install", "develop"} & set(sys.argv[1:]):
+        return [("bin", [str(HERE / "scripts" / "cosmos-ros")])]  # absolute: colcon builds elsewhere
+    return []
+
+
 colcon_build_dir = _colcon_symlink_build_dir()
 if colcon_build_dir is not None:
     _stage_symlink_tree(colcon_build_dir)
@@ -91,6 +104,7 @@ setup(
         ("share/" + package_name + "/config", _data("config/*.yaml")),
         ("share/" + package_name + "/config/embodiments", _data("config/embodiments/*.yaml")),
         ("share/" + package_name + "/rviz", _data("rviz/*.rviz")),
+        *_colcon_bin_files(),
     ],
     python_requires=">=3.10",
     install_requires=["numpy", "scipy", "pyyaml", "tqdm", "rich", "safetensors"],

@@ -39,6 +39,7 @@ PACKAGE_ITEMS = [
     "cosmos_ros",
     "bag_tools",
     "training",
+    "scripts",
 ]
 EXECUTABLES = ["generation_node", "capture_node", "bag_player", "cosmos-ros"]
 BUILD_TIMEOUT = 600  # seconds; the interfaces (rosidl, C/C++) take about a minute on 2 cores
@@ -128,6 +129,13 @@ def _check_install_space(workspace: Path, tmp: Path) -> dict[str, str]:
         workspace, shlex.join([str(prefix / "lib" / "cosmos_ros" / "generation_node"), "--help"]), tmp, 120
     )
     assert helped.returncode == 0 and helped.stdout.startswith("usage: generation_node"), helped.stderr
+
+    # `cosmos-ros` on PATH once setup.bash is sourced: the wrapper in bin/ runs lib/cosmos_ros's script.
+    on_path = _bash(workspace, "command -v cosmos-ros && cosmos-ros --help", tmp, 120)
+    assert on_path.returncode == 0, on_path.stderr
+    where, _, usage = on_path.stdout.partition("\n")
+    assert Path(where) == prefix / "bin" / "cosmos-ros", f"cosmos-ros resolves to {where}"
+    assert usage.startswith("usage: cosmos-ros"), usage[:200]
     return found
 
 
@@ -225,6 +233,8 @@ def test_pip_editable_install_still_maps_the_top_level_folders(tmp_path: Path) -
     wheel = tmp_path / "wheels" / build.stdout.strip().splitlines()[-1]
     site_dir = tmp_path / "site"
     shutil.unpack_archive(wheel, site_dir, format="zip")
+    # pip puts the console scripts in bin/: the colcon-only wrapper must not ship (it would clash).
+    assert not list(site_dir.glob("*.data/data/bin/*")), "the bin/cosmos-ros wrapper is in the wheel"
     probe = subprocess.run(
         [sys.executable, "-S", "-c", EDITABLE_PROBE, str(site_dir)],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
