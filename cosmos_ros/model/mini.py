@@ -8,8 +8,9 @@ pretraining embodiments of :mod:`cosmos_ros.bag_tools.world`. It is a toy world 
 adapt -> evaluate -> deploy loop works, not Cosmos quality: an adapter's effect on it is
 measurable, where on random weights it is noise.
 
-The trained weights ship with the package (:func:`mini_model_dir`); this module holds the
-architecture, the presets its hint file records, and the assembly of a model folder.
+The trained VAE ships with the package (SHIPPED_DIR/vae); the whole model will, once its
+transformer is trained (:func:`mini_model_dir` says which). This module holds the architecture,
+the presets its hint file records, and the assembly of a model folder.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from cosmos_ros.model.tiny import HINT_SCHEMA
 
-#: The shipped, trained model folder (package data; see training/mini/ for how it was made).
+#: The shipped model folder (package data; training/mini/ makes it): today only its vae/ is there.
 SHIPPED_DIR = Path(__file__).resolve().parent.parent / "assets" / "cosmos-mini"
 MODEL_CARD_NAME = "README.md"
 TRAINING_RECORD_NAME = "training_record.json"
@@ -64,6 +65,13 @@ TRANSFORMER_CONFIG: dict[str, Any] = {
 def mini_model_dir() -> Path:
     """The shipped cosmos-mini folder; a clear error when this install lacks it."""
     if not (SHIPPED_DIR / "model_index.json").is_file():
+        if (SHIPPED_DIR / "vae" / "config.json").is_file():
+            raise FileNotFoundError(
+                f"cosmos-mini is not complete in this install: only its trained VAE ships "
+                f"({SHIPPED_DIR / 'vae'}); train the transformer with "
+                "'cosmos-ros make-mini-model --work W --vae shipped "
+                "--stages prompts,transformer,assemble -o DIR'"
+            )
         raise FileNotFoundError(
             f"cosmos-mini is not in this install ({SHIPPED_DIR}); build it with "
             "'cosmos-ros make-mini-model' or reinstall cosmos_ros with its package data"

@@ -32,6 +32,8 @@ from .world_training import WorldTrainSettings
 log = logging.getLogger(__name__)
 
 PROMPTS_FILE = "prompts.safetensors"
+#: The record a trained VAE folder carries when it ships on its own (see ``MiniBuild.trained_vae``).
+VAE_FOLDER_RECORD = "training_record.json"
 MAX_SEQUENCE_LENGTH = 512  # what the runtime encodes prompts with
 
 
@@ -44,9 +46,13 @@ class MiniBuild:
     episodes_per_embodiment: int = 400
     held_out_episodes: int = 8
     clip_stride: int = 2
-    #: A trained VAE folder to continue from instead of a fresh (inflated) VAE; its sibling
-    #: vae_record.json, when present, is kept in the new record (``continued_from``).
+    #: A trained VAE folder to continue from instead of a fresh (inflated) VAE; its record (inside
+    #: it, or a sibling vae_record.json), when present, is kept in the new record (``continued_from``).
     vae_init: str | None = None
+    #: A trained VAE folder the transformer and assemble stages use instead of WORK/vae, with its
+    #: record beside the weights (``training_record.json``), e.g. the shipped
+    #: cosmos_ros/assets/cosmos-mini/vae: a transformer build then needs no VAE stage.
+    trained_vae: str | None = None
     spec: WorldSpec = field(default_factory=WorldSpec)
     vae: VaeTrainSettings = field(default_factory=VaeTrainSettings)
     world: WorldTrainSettings = field(default_factory=WorldTrainSettings)
@@ -163,9 +169,12 @@ def stage_vae(
                        device, build.work, progress)  # fmt: skip
     record["held_out_target_clip_psnr"] = held_out_psnr(vae, _target_clips(build), device)
     record["build"] = build.to_dict()  # the settings this stage ran with (a stage may run elsewhere)
-    previous = Path(build.vae_init or "").parent / "vae_record.json"
-    if build.vae_init and previous.is_file():
-        record["continued_from"] = json.loads(previous.read_text())
+    if build.vae_init:  # a work folder's VAE has its record beside it, a shipped one inside it
+        init = Path(build.vae_init)
+        for previous in (init / VAE_FOLDER_RECORD, init.parent / "vae_record.json"):
+            if previous.is_file():
+                record["continued_from"] = json.loads(previous.read_text())
+                break
     vae.to("cpu").save_pretrained(build.work / "vae", safe_serialization=True)
     _write_json(build.work / "vae_record.json", record)
     return record
@@ -182,6 +191,25 @@ def _load_vae_init(folder: Path, config: dict[str, Any]) -> Any:
     if wrong:
         raise ValueError(f"vae_init {folder}: architecture differs from cosmos-mini's VAE_CONFIG in {wrong}")
     return vae
+
+
+def vae_folder(build: MiniBuild) -> Path:
+    """The trained VAE the later stages use: ``trained_vae`` when set, else the VAE stage's WORK/vae."""
+    folder = Path(build.trained_vae) if build.trained_vae else build.work / "vae"
+    if not (folder / "config.json").is_file():
+        hint = "" if build.trained_vae else ": run the 'vae' stage first, or give a trained VAE (--vae)"
+        raise FileNotFoundError(f"{folder}: no trained VAE (config.json missing){hint}")
+    return folder
+
+
+def vae_record(build: MiniBuild) -> dict[str, Any]:
+    """The training record of :func:`vae_folder`'s VAE (a missing one is an error: provenance ships)."""
+    path = (
+        Path(build.trained_vae) / VAE_FOLDER_RECORD if build.trained_vae else build.work / "vae_record.json"
+    )
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the VAE's training record is missing")
+    return json.loads(path.read_text())
 
 
 def _target_clips(build: MiniBuild) -> np.ndarray:
@@ -205,7 +233,7 @@ def stage_transformer(
 
     text_table, prompts = load_prompts(build)
     row_of = {p: i for i, p in enumerate(prompts)}
-    vae = AutoencoderKLWan.from_pretrained(build.work / "vae").to(device).eval()
+    vae = AutoencoderKLWan.from_pretrained(vae_folder(build)).to(device).eval()
     spec = build.spec
     train, train_prompts = _episodes(build, held_out=False)
     starts = clip_starts(spec, build.clip_stride)
@@ -247,12 +275,12 @@ def stage_assemble(build: MiniBuild, out: Path) -> Path:
     from .model_card import model_card
 
     components = build_text_components(build.seed)
-    components["vae"] = AutoencoderKLWan.from_pretrained(build.work / "vae").eval()
+    components["vae"] = AutoencoderKLWan.from_pretrained(vae_folder(build)).eval()
     components["transformer"] = CosmosTransformer3DModel.from_pretrained(build.work / "transformer").eval()
     record = {
         "build": build.to_dict(),
         "pretrain_embodiments": pretrain_embodiments(),
-        "vae": json.loads((build.work / "vae_record.json").read_text()),
+        "vae": vae_record(build),
         "transformer": json.loads((build.work / "world_record.json").read_text()),
     }
     extra = {TRAINING_RECORD_NAME: json.dumps(record, indent=2, sort_keys=True) + "\n",

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Build cosmos-mini in stages (prompts, vae, transformer, assemble) inside --work; each stage "
             "keeps checkpoints there, so the same command continues an interrupted build. The package "
-            "already ships a trained cosmos-mini: this command is how it was made."
+            "ships cosmos-mini's trained VAE (--vae shipped uses it); the transformer does not ship yet."
         ),
     )
     p.add_argument("--work", required=True, help="work folder for stage results and checkpoints")
@@ -37,6 +37,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--vae-init",
         help="continue VAE training from this saved VAE folder (default: a fresh, inflated VAE)",
+    )
+    p.add_argument(
+        "--vae",
+        metavar="DIR",
+        help="a trained VAE folder (with its training_record.json) for the transformer and assemble "
+        "stages instead of WORK/vae; 'shipped' is the one in this install "
+        "(cosmos_ros/assets/cosmos-mini/vae) (default: WORK/vae)",
     )
     p.add_argument(
         "--overrides",
@@ -74,8 +81,16 @@ def _run(args: argparse.Namespace) -> int:
         raise CliError("the 'assemble' stage writes the model folder: give -o/--output")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))  # fmt: skip
+    if args.vae and "vae" in stages:
+        raise CliError("--vae gives a trained VAE, so the 'vae' stage has nothing to do; "
+                       "to train it further use --vae-init DIR")  # fmt: skip
+    trained_vae = args.vae
+    if trained_vae == "shipped":
+        from cosmos_ros.model.mini import SHIPPED_DIR
+
+        trained_vae = str(SHIPPED_DIR / "vae")
     build = MiniBuild(work_dir=args.work, seed=args.seed, episodes_per_embodiment=args.episodes,
-                      vae_init=args.vae_init)  # fmt: skip
+                      vae_init=args.vae_init, trained_vae=trained_vae)  # fmt: skip
     build.vae.frame_steps, build.vae.clip_steps = args.vae_frame_steps, args.vae_clip_steps
     build.world.steps, build.world.batch = args.world_steps, args.world_batch
     build.vae.max_seconds, build.world.max_seconds = args.vae_seconds, args.world_seconds
@@ -91,19 +106,22 @@ def _run(args: argparse.Namespace) -> int:
     logging.getLogger("cosmos_ros.training.mini").setLevel(logging.INFO)
     for stage in stages:
         print(f"make-mini-model: stage {stage}")
-        if stage == "prompts":
-            stage_prompts(build)
-        elif stage == "vae":
-            bar = TqdmProgress(unit="step" if args.vae_seconds is None else "s")
-            record = stage_vae(build, device, bar)
-            bar.close()
-            print(f"  VAE held-out clip PSNR {record['held_out_clip_psnr']:.2f} dB "
-                  f"(target embodiment {record['held_out_target_clip_psnr']:.2f} dB)")  # fmt: skip
-        elif stage == "transformer":
-            bar = TqdmProgress(unit="step" if args.world_seconds is None else "s")
-            record = stage_transformer(build, device, bar)
-            bar.close()
-            print(f"  transformer held-out loss {record['curve'][-1]['val_loss_ema']:.4f}")
-        else:
-            print(f"  wrote {stage_assemble(build, Path(args.output))}")
+        try:
+            if stage == "prompts":
+                stage_prompts(build)
+            elif stage == "vae":
+                bar = TqdmProgress(unit="step" if args.vae_seconds is None else "s")
+                record = stage_vae(build, device, bar)
+                bar.close()
+                print(f"  VAE held-out clip PSNR {record['held_out_clip_psnr']:.2f} dB "
+                      f"(target embodiment {record['held_out_target_clip_psnr']:.2f} dB)")  # fmt: skip
+            elif stage == "transformer":
+                bar = TqdmProgress(unit="step" if args.world_seconds is None else "s")
+                record = stage_transformer(build, device, bar)
+                bar.close()
+                print(f"  transformer held-out loss {record['curve'][-1]['val_loss_ema']:.4f}")
+            else:
+                print(f"  wrote {stage_assemble(build, Path(args.output))}")
+        except (FileNotFoundError, ValueError) as exc:  # a missing input or a refused VAE: one line
+            raise CliError(f"stage {stage}: {exc}") from None
     return 0
